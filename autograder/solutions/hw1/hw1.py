@@ -1,0 +1,403 @@
+"""Black-box meta-learning on Omniglot (HW1, part 2): a memory-augmented LSTM and, for extra credit, an attention model.
+
+Both learners read an episode as one sequence of (K+1)*N steps, each step a drawing concatenated with its label,
+where the query labels are hidden (zeroed). The prediction at every query step is y_ts = f_theta(D_tr, x_ts).
+
+Train and evaluate (see `python hw1.py --help` for every option):
+
+    python hw1/hw1.py --num_classes 2 --num_shot 1
+
+Only `torch` and `load_data` are imported at module level, so importing this file (as the tests and the grader do)
+is cheap; the training script's tools (tqdm, TensorBoard, matplotlib) are imported by `main`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from load_data import DRAWINGS_PER_CHARACTER, IMAGE_SIZE, DataGenerator, derive_seed
+from omniglot_data.experiment import (
+    format_accuracy,
+    latest_checkpoint,
+    load_checkpoint,
+    mean_confidence_interval,
+    plot_learning_curves,
+    resolve_device,
+    save_checkpoint,
+    seed_everything,
+    write_json,
+)
+
+
+def initialize_weights(module: nn.Module) -> None:
+    """CS330's initialisation: Xavier-uniform weights and zero biases for Linear and single-layer recurrent layers."""
+    if isinstance(module, nn.Linear):
+        nn.init.xavier_uniform_(module.weight)
+        nn.init.zeros_(module.bias)
+    elif isinstance(module, (nn.LSTM, nn.RNN, nn.GRU)):
+        nn.init.xavier_uniform_(module.weight_hh_l0)
+        nn.init.xavier_uniform_(module.weight_ih_l0)
+        nn.init.zeros_(module.bias_hh_l0)
+        nn.init.zeros_(module.bias_ih_l0)
+
+
+def episode_sequence(input_images: torch.Tensor, input_labels: torch.Tensor) -> torch.Tensor:
+    """Turn a batch of episodes into the sequence a black-box learner reads.
+
+    Args:
+        input_images: [B, K+1, N, 784] flattened drawings.
+        input_labels: [B, K+1, N, N] one-hot labels (the query row K included: it must be hidden here).
+    Returns:
+        [B, (K+1)*N, 784+N]: step k*N + n is [input_images[:, k, n], label] with the image first, where label is
+        input_labels[:, k, n] for the support rows k < K and all zeros for the query row k = K.
+    The caller's tensors are left unchanged.
+    """
+    batch_size, samples_per_class, num_classes, _ = input_images.shape
+    # TODO hide the query labels WITHOUT writing into `input_labels` (the caller still needs them for the loss):
+    #   build a new labels tensor equal to input_labels for rows 0..K-1 and zeros for row K (e.g. with torch.cat or
+    #   by editing a .clone()). Then concatenate images and labels along the last dimension, image first
+    #   ([B, K+1, N, 784+N]), and reshape to [B, (K+1)*N, 784+N] so the sequence runs row by row: the whole support
+    #   set in class order, then the N queries.
+    ### BEGIN SOLUTION
+    hidden_query = torch.zeros_like(input_labels[:, -1:])
+    labels = torch.cat([input_labels[:, :-1], hidden_query], dim=1)
+    sequence = torch.cat([input_images, labels], dim=-1)
+    return sequence.reshape(batch_size, samples_per_class * num_classes, -1)
+    ### END SOLUTION
+
+
+class BlackBoxLearner(nn.Module):
+    """What every HW1 learner shares: the episode sizes and the loss on the query predictions."""
+
+    def __init__(self, num_classes: int, samples_per_class: int):
+        super().__init__()
+        self.num_classes = num_classes  # N
+        self.samples_per_class = samples_per_class  # K + 1
+
+    def loss_function(self, preds: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+        """Mean cross-entropy of the query predictions.
+
+        Args:
+            preds: [B, K+1, N, N] logits (unnormalised scores), as returned by `forward`.
+            labels: [B, K+1, N, N] one-hot labels.
+        Returns:
+            scalar tensor: the cross-entropy averaged over the B*N query predictions (row K); the support rows
+            0..K-1 do not count.
+        """
+        # TODO keep only the query row (index K, i.e. -1) of preds and labels, flatten both to [B*N, N], turn the
+        #   one-hot labels into class indices (argmax over the last dimension) and return
+        #   torch.nn.functional.cross_entropy(query_logits, query_classes) (it applies the softmax itself and
+        #   averages over the B*N queries).
+        ### BEGIN SOLUTION
+        query_logits = preds[:, -1].reshape(-1, self.num_classes)
+        query_classes = labels[:, -1].reshape(-1, self.num_classes).argmax(dim=-1)
+        return F.cross_entropy(query_logits, query_classes)
+        ### END SOLUTION
+
+
+class MANN(BlackBoxLearner):
+    """Memory-augmented network (Santoro et al., 2016, black-box view): two stacked LSTMs read the episode."""
+
+    def __init__(self, num_classes: int, samples_per_class: int, hidden_dim: int):
+        super().__init__(num_classes, samples_per_class)
+        self.layer1 = nn.LSTM(IMAGE_SIZE + num_classes, hidden_dim, batch_first=True)
+        self.layer2 = nn.LSTM(hidden_dim, num_classes, batch_first=True)
+        initialize_weights(self.layer1)
+        initialize_weights(self.layer2)
+
+    def forward(self, input_images: torch.Tensor, input_labels: torch.Tensor) -> torch.Tensor:
+        """Predict the class of every drawing of the episode.
+
+        Args:
+            input_images: [B, K+1, N, 784] flattened drawings.
+            input_labels: [B, K+1, N, N] one-hot labels; the query row K is hidden from the model.
+        Returns:
+            [B, K+1, N, N] logits: out[b, k, n] scores the N classes for input_images[b, k, n].
+        """
+        batch_size, samples_per_class, num_classes, _ = input_images.shape
+        # TODO build the input sequence with `episode_sequence` ([B, (K+1)*N, 784+N]), run it through self.layer1
+        #   ([B, (K+1)*N, H]) and then self.layer2 ([B, (K+1)*N, N]); an nn.LSTM returns (output, (h, c)) and you
+        #   need only the output. Reshape the result to [B, K+1, N, N] and return it.
+        ### BEGIN SOLUTION
+        hidden, _ = self.layer1(episode_sequence(input_images, input_labels))
+        logits, _ = self.layer2(hidden)
+        return logits.reshape(batch_size, samples_per_class, num_classes, num_classes)
+        ### END SOLUTION
+
+
+# ---------------------------------------------------------------------------------------------- extra credit
+
+
+def episode_attention_mask(samples_per_class: int, num_classes: int, device=None) -> torch.Tensor:
+    """Which sequence steps may NOT attend to which, for the attention learner.
+
+    Returns:
+        bool [L, L] with L = (K+1)*N, PyTorch's convention for `mask=` of nn.TransformerEncoder: True at [i, j]
+        blocks step i from attending to step j. The first K*N steps are the support set, the last N the queries.
+        A support step attends to every support step and to no query; a query step attends to every support step
+        and to itself only (never to another query, so each query's prediction depends on D_tr and that query).
+    """
+    # TODO start from an [L, L] bool tensor that blocks everything (True), then unblock (set False) the columns of
+    #   the K*N support steps for every row, and the diagonal entries [i, i] of the N query rows.
+    ### BEGIN SOLUTION
+    length = samples_per_class * num_classes
+    num_support = length - num_classes
+    blocked = torch.ones(length, length, dtype=torch.bool, device=device)
+    blocked[:, :num_support] = False
+    queries = torch.arange(num_support, length, device=device)
+    blocked[queries, queries] = False
+    return blocked
+    ### END SOLUTION
+
+
+class AttentionLearner(BlackBoxLearner):
+    """Extra credit: a small transformer encoder over the same episode sequence, with masked attention.
+
+    No positional encoding: the support set is a set (each step carries its own label), and the mask, not the
+    position, tells queries from support steps.
+    """
+
+    def __init__(self, num_classes: int, samples_per_class: int, hidden_dim: int, num_layers: int = 2,
+                 num_heads: int = 4):
+        super().__init__(num_classes, samples_per_class)
+        self.embed = nn.Sequential(
+            nn.Linear(IMAGE_SIZE + num_classes, hidden_dim), nn.ReLU(), nn.Linear(hidden_dim, hidden_dim))
+        layer = nn.TransformerEncoderLayer(hidden_dim, num_heads, dim_feedforward=2 * hidden_dim, dropout=0.0,
+                                           batch_first=True, norm_first=True)
+        self.encoder = nn.TransformerEncoder(layer, num_layers, enable_nested_tensor=False)
+        self.readout = nn.Sequential(nn.LayerNorm(hidden_dim), nn.Linear(hidden_dim, num_classes))
+
+    def forward(self, input_images: torch.Tensor, input_labels: torch.Tensor) -> torch.Tensor:
+        """Same contract as `MANN.forward`: [B, K+1, N, 784], [B, K+1, N, N] -> [B, K+1, N, N] logits."""
+        batch_size, samples_per_class, num_classes, _ = input_images.shape
+        # TODO build the sequence with `episode_sequence`, embed every step with self.embed ([B, L, H]), run
+        #   self.encoder with mask=episode_attention_mask(K+1, N, device=...) ([B, L, H]), map each step to N
+        #   logits with self.readout ([B, L, N]) and reshape to [B, K+1, N, N].
+        ### BEGIN SOLUTION
+        tokens = self.embed(episode_sequence(input_images, input_labels))
+        mask = episode_attention_mask(samples_per_class, num_classes, device=tokens.device)
+        logits = self.readout(self.encoder(tokens, mask=mask))
+        return logits.reshape(batch_size, samples_per_class, num_classes, num_classes)
+        ### END SOLUTION
+
+
+MODELS = {"lstm": MANN, "attention": AttentionLearner}
+
+
+def build_model(name: str, num_classes: int, samples_per_class: int, hidden_dim: int) -> BlackBoxLearner:
+    """The learner selected by `--model` (lstm: MANN, attention: AttentionLearner)."""
+    return MODELS[name](num_classes, samples_per_class, hidden_dim)
+
+
+# ---------------------------------------------------------------------------------------------- training script
+
+
+def query_accuracy(preds: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+    """[B] fraction of each episode's N queries whose highest-scoring class is the true one."""
+    return (preds[:, -1].argmax(dim=-1) == labels[:, -1].argmax(dim=-1)).float().mean(dim=-1)
+
+
+def episode_loader(args, split: str, seed: int, device: torch.device):
+    """Batches of `args.meta_batch_size` episodes of `split`, as an endless iterator of tensors on `device`."""
+    from torch.utils.data import DataLoader
+
+    generator = DataGenerator(args.num_classes, args.num_shot + 1, split,
+                              config={"seed": seed, "data_dir": args.data_dir}, cache=not args.no_cache)
+    loader = DataLoader(generator, batch_size=args.meta_batch_size, num_workers=args.num_workers,
+                        pin_memory=device.type == "cuda", persistent_workers=args.num_workers > 0)
+    for images, labels in loader:
+        yield images.to(device, non_blocking=True), labels.to(device, non_blocking=True)
+
+
+@torch.no_grad()
+def evaluate(model: BlackBoxLearner, batches, num_episodes: int) -> tuple[float, np.ndarray]:
+    """Mean query loss and per-episode query accuracies over at least `num_episodes` episodes from `batches`."""
+    was_training = model.training
+    model.eval()
+    losses, accuracies, seen = [], [], 0
+    while seen < num_episodes:
+        images, labels = next(batches)
+        preds = model(images, labels)
+        losses.append(model.loss_function(preds, labels) * len(images))
+        accuracies.append(query_accuracy(preds, labels))
+        seen += len(images)
+    model.train(was_training)
+    return float(torch.stack(losses).sum()) / seen, torch.cat(accuracies).cpu().numpy()
+
+
+def prune_checkpoints(log_dir: Path, keep: int = 2) -> None:
+    """Delete all but the newest `keep` `state<step>.pt` files of this run."""
+    found = sorted((int(path.stem[len("state"):]), path) for path in log_dir.glob("state*.pt")
+                   if path.stem[len("state"):].isdigit())
+    for _, path in found[:-keep]:
+        path.unlink(missing_ok=True)
+
+
+RUN_SETTINGS = ("model", "num_classes", "num_shot", "hidden_dim", "meta_batch_size", "learning_rate")
+
+
+def parse_args(argv=None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        description="Meta-train a black-box learner (MANN or attention) on N-way K-shot Omniglot, then report its "
+                    "query accuracy on the test split with a 95% confidence interval.",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    parser.add_argument("--num_classes", type=int, default=2, help="N: classes (characters) per episode")
+    parser.add_argument("--num_shot", type=int, default=1, help="K: labelled support drawings per class")
+    parser.add_argument("--model", choices=sorted(MODELS), default="lstm",
+                        help="lstm: the MANN; attention: the extra-credit transformer learner")
+    parser.add_argument("--meta_batch_size", type=int, default=128, help="episodes per training step")
+    parser.add_argument("--hidden_dim", type=int, default=128, help="H: hidden size (LSTM memory / model width)")
+    parser.add_argument("--learning_rate", type=float, default=1e-3, help="Adam learning rate")
+    parser.add_argument("--train_steps", type=int, default=25000, help="total training steps (meta-batches)")
+    parser.add_argument("--eval_every", type=int, default=100,
+                        help="every this many steps: log the mean training loss/accuracy since the last log and "
+                             "the loss/accuracy on one batch of validation episodes (tqdm, TensorBoard, curve)")
+    parser.add_argument("--checkpoint_every", type=int, default=1000,
+                        help="save <log_dir>/state<step>.pt every this many steps (the newest two are kept)")
+    parser.add_argument("--resume", action="store_true",
+                        help="continue from the newest checkpoint in --log_dir instead of refusing to overwrite it")
+    parser.add_argument("--num_test_episodes", type=int, default=1000,
+                        help="test-split episodes for the final accuracy (at least this many, whole batches)")
+    parser.add_argument("--device", default="auto", help="auto (cuda, then mps, then cpu), cpu, cuda, cuda:N or mps")
+    parser.add_argument("--seed", type=int, default=123, help="seed for weights and episode sampling")
+    parser.add_argument("--log_dir", default=None,
+                        help="folder for TensorBoard logs, checkpoints, results.json and learning_curve.png "
+                             "(default: runs/hw1/<model>_N<N>_K<K>_H<H>_seed<seed>)")
+    parser.add_argument("--num_workers", type=int, default=0, help="DataLoader worker processes for sampling")
+    parser.add_argument("--no_cache", action="store_true",
+                        help="decode the PNG files for every drawing instead of reading the packed in-memory store")
+    parser.add_argument("--data_dir", default=None,
+                        help="folder with the built Omniglot data (default: $OMNIGLOT_DATA_DIR or <repo>/data)")
+    args = parser.parse_args(argv)
+    positive = ("num_classes", "num_shot", "meta_batch_size", "hidden_dim", "train_steps", "eval_every",
+                "checkpoint_every", "num_test_episodes")
+    for name in positive:
+        if getattr(args, name) < 1:
+            parser.error(f"--{name} must be at least 1, got {getattr(args, name)}")
+    if args.num_shot >= DRAWINGS_PER_CHARACTER:
+        parser.error(f"--num_shot must be at most {DRAWINGS_PER_CHARACTER - 1} (each character has "
+                     f"{DRAWINGS_PER_CHARACTER} drawings, one of which is the query), got {args.num_shot}")
+    if args.num_workers < 0:
+        parser.error(f"--num_workers must be 0 or more, got {args.num_workers}")
+    if args.log_dir is None:
+        args.log_dir = (f"runs/hw1/{args.model}_N{args.num_classes}_K{args.num_shot}_H{args.hidden_dim}"
+                        f"_seed{args.seed}")
+    return args
+
+
+def main(argv=None) -> int:
+    from torch.utils.tensorboard import SummaryWriter
+    from tqdm import tqdm
+
+    args = parse_args(argv)
+    device = resolve_device(args.device)
+    seed_everything(args.seed)
+    log_dir = Path(args.log_dir)
+    settings = {name: getattr(args, name) for name in RUN_SETTINGS}
+
+    model = build_model(args.model, args.num_classes, args.num_shot + 1, args.hidden_dim).to(device)
+    optimizer = torch.optim.Adam(model.parameters(), lr=args.learning_rate)
+    start_step, train_seconds, curves = 0, 0.0, {"train": [], "validation": []}
+
+    checkpoint = latest_checkpoint(log_dir)
+    if checkpoint is not None and not args.resume:
+        raise SystemExit(f"--log_dir {log_dir} already holds a checkpoint ({checkpoint[1].name}); pass --resume to "
+                         "continue that run or choose another --log_dir")
+    if checkpoint is not None:
+        state = load_checkpoint(checkpoint[1], map_location=device)
+        if state["settings"] != settings:
+            raise SystemExit(f"--resume: {checkpoint[1]} was trained with {state['settings']}, "
+                             f"but this run asks for {settings}")
+        model.load_state_dict(state["model"])
+        optimizer.load_state_dict(state["optimizer"])
+        start_step, train_seconds = state["step"], state["train_seconds"]
+        curves = {name: [tuple(point) for point in points] for name, points in state["curves"].items()}
+        print(f"resuming from {checkpoint[1]} (step {start_step})", file=sys.stderr)
+    elif args.resume:
+        print(f"--resume: no checkpoint in {log_dir}, starting from step 0", file=sys.stderr)
+
+    # A resumed run continues with a fresh, still seeded, stream of training episodes.
+    train_batches = episode_loader(args, "train", derive_seed(args.seed, 0, start_step), device)
+    val_batches = episode_loader(args, "val", derive_seed(args.seed, 1, start_step), device)
+    writer = SummaryWriter(log_dir=str(log_dir))
+
+    def save(step: int) -> None:
+        save_checkpoint(log_dir, step, {
+            "settings": settings, "step": step, "train_seconds": train_seconds, "model": model.state_dict(),
+            "optimizer": optimizer.state_dict(), "curves": {name: [list(p) for p in points]
+                                                            for name, points in curves.items()}})
+        prune_checkpoints(log_dir)
+
+    # Running sums stay on the device; they are read (one host sync) only every --eval_every steps.
+    window_loss = torch.zeros((), device=device)
+    window_accuracy = torch.zeros((), device=device)
+    window_steps = 0
+    model.train()
+    progress = tqdm(range(start_step, args.train_steps), initial=start_step, total=args.train_steps,
+                    desc=f"{args.model} N={args.num_classes} K={args.num_shot}", dynamic_ncols=True)
+    started = time.perf_counter()
+    for step in progress:
+        images, labels = next(train_batches)
+        preds = model(images, labels)
+        loss = model.loss_function(preds, labels)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        window_loss += loss.detach()
+        window_accuracy += query_accuracy(preds.detach(), labels).mean()
+        window_steps += 1
+
+        completed = step + 1
+        if completed % args.eval_every == 0 or completed == args.train_steps:
+            train_loss, train_accuracy = (window_loss / window_steps).item(), (window_accuracy / window_steps).item()
+            val_loss, val_accuracies = evaluate(model, val_batches, args.meta_batch_size)
+            val_accuracy = float(val_accuracies.mean())
+            for name, value in (("train/loss", train_loss), ("train/accuracy", train_accuracy),
+                                ("val/loss", val_loss), ("val/accuracy", val_accuracy)):
+                writer.add_scalar(name, value, completed)
+            curves["train"].append((completed, train_accuracy))
+            curves["validation"].append((completed, val_accuracy))
+            progress.set_postfix(loss=f"{train_loss:.3f}", acc=f"{train_accuracy:.3f}", val_acc=f"{val_accuracy:.3f}")
+            window_loss.zero_()
+            window_accuracy.zero_()
+            window_steps = 0
+        if completed % args.checkpoint_every == 0 or completed == args.train_steps:
+            train_seconds += time.perf_counter() - started
+            started = time.perf_counter()
+            save(completed)
+    progress.close()
+    train_seconds += time.perf_counter() - started
+
+    test_batches = episode_loader(args, "test", derive_seed(args.seed, 2), device)
+    test_loss, test_accuracies = evaluate(model, test_batches, args.num_test_episodes)
+    mean, half_width = mean_confidence_interval(test_accuracies)
+    writer.add_scalar("test/accuracy", mean, args.train_steps)
+    writer.close()
+    curve_path = plot_learning_curves(
+        log_dir / "learning_curve.png", curves,
+        title=f"{args.model}, {args.num_classes}-way {args.num_shot}-shot (query accuracy)")
+    results = {
+        **settings, "train_steps": args.train_steps, "seed": args.seed, "device": str(device),
+        "device_name": torch.cuda.get_device_name(device) if device.type == "cuda" else device.type,
+        "torch_version": torch.__version__, "train_seconds": round(train_seconds, 1),
+        "test_accuracy": mean, "test_accuracy_ci95": half_width, "test_loss": test_loss,
+        "num_test_episodes": int(len(test_accuracies)),
+        "final_val_accuracy": curves["validation"][-1][1] if curves["validation"] else None,
+    }
+    results_path = write_json(log_dir / "results.json", results)
+    print(f"test accuracy ({len(test_accuracies)} episodes, {args.num_classes}-way {args.num_shot}-shot): "
+          f"{format_accuracy(mean, half_width)} (95% CI); trained {args.train_steps} steps in {train_seconds:.0f} s")
+    print(f"wrote {results_path} and {curve_path}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
