@@ -1,0 +1,244 @@
+"""The class summary page of one assignment: summary.md and summary.html with matplotlib charts beside them.
+
+Sections: overview (counts and score statistics), score histogram, per-test pass rates (chart and table), the tests
+that fail most with their most common failure message, grading time per submission, and submissions whose grading
+failed. Built from the gradebook's rows (`ClassGradebook.rows`), so it always matches the gradebook and the CSV.
+"""
+
+from __future__ import annotations
+
+import collections
+import html
+import statistics
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Sequence
+
+from autograder.gradebook import StudentRow, named_tests, number
+
+HISTOGRAM = "score_histogram.png"
+PASS_RATES = "test_pass_rates.png"
+TIMES = "grading_times.png"
+MOST_FAILED_SHOWN = 10
+_MESSAGE_CHARS = 120
+
+
+@dataclass
+class PassStats:
+    name: str
+    max_score: float
+    attempted: int = 0
+    passed: int = 0
+    points: float = 0.0
+    messages: collections.Counter = field(default_factory=collections.Counter)  # failure's first line -> count
+
+    @property
+    def failed(self) -> int:
+        return self.attempted - self.passed
+
+    @property
+    def pass_rate(self) -> float:
+        return self.passed / self.attempted if self.attempted else 0.0
+
+
+def pass_statistics(rows: Sequence[StudentRow], test_names: Sequence[str]) -> list[PassStats]:
+    """Pass counts per test over the submissions that were graded (error rows have no test results)."""
+    stats = {name: PassStats(name, 0.0) for name in test_names}
+    for row in rows:
+        if row.status != "graded" or row.results is None:
+            continue
+        for name, test in named_tests(row.results):
+            entry = stats.setdefault(name, PassStats(name, 0.0))
+            score, max_score = number(test.get("score")), number(test.get("max_score"))
+            entry.max_score = max(entry.max_score, max_score)
+            entry.attempted += 1
+            entry.points += score
+            if _passed(test, score, max_score):
+                entry.passed += 1
+            else:
+                entry.messages[_first_line(test.get("output"))] += 1
+    return list(stats.values())
+
+
+def _passed(test: dict[str, Any], score: float, max_score: float) -> bool:
+    status = test.get("status")
+    if status in ("passed", "failed"):
+        return status == "passed"
+    return score >= max_score if max_score > 0 else score > 0
+
+
+def _first_line(output: Any) -> str:
+    for line in str(output or "").splitlines():
+        if line.strip():
+            line = line.strip()
+            return line if len(line) <= _MESSAGE_CHARS else line[: _MESSAGE_CHARS - 1] + "…"
+    return "(no message)"
+
+
+def write_summary(directory: Path, assignment: str, rows: Sequence[StudentRow], test_names: Sequence[str]) -> Path:
+    """Write summary.md, summary.html and the charts into `directory`; return the HTML page's path."""
+    directory.mkdir(parents=True, exist_ok=True)
+    submitted = [row for row in rows if row.status in ("graded", "error")]
+    errors = [row for row in rows if row.status == "error"]
+    scores = [row.score for row in submitted]
+    max_score = max((row.max_score for row in rows), default=0.0)
+    tests = pass_statistics(rows, test_names)
+    timed = sorted((row for row in submitted if row.seconds is not None), key=lambda row: -row.seconds)
+
+    blocks: list[tuple] = [("h1", f"{assignment}: class summary")]
+    overview = [("students in the gradebook", str(len(rows))), ("graded", str(len(submitted) - len(errors))),
+                ("grading failed (0 points, retried on the next run)", str(len(errors))),
+                ("no submission", str(len(rows) - len(submitted))), ("max score", _num(max_score))]
+    if scores:
+        overview += [("mean score", _num(statistics.fmean(scores))), ("median score", _num(statistics.median(scores))),
+                     ("lowest / highest", f"{_num(min(scores))} / {_num(max(scores))}")]
+    blocks += [("h2", "Overview"), ("table", ("", "value"), overview)]
+
+    blocks += [("h2", "Score distribution")]
+    if scores:
+        _histogram(directory / HISTOGRAM, scores, max_score, assignment)
+        blocks += [("img", HISTOGRAM, f"histogram of {len(scores)} scores out of {_num(max_score)}")]
+    else:
+        blocks += [("p", "No submissions yet.")]
+
+    blocks += [("h2", "Pass rate per test")]
+    if tests:
+        _pass_rate_chart(directory / PASS_RATES, tests)
+        blocks += [("img", PASS_RATES, "pass rate of each grader test"),
+                   ("table", ("test", "max points", "passed", "pass rate", "mean points"),
+                    [(t.name, _num(t.max_score) if t.max_score else "extra credit", f"{t.passed}/{t.attempted}",
+                      f"{t.pass_rate:.0%}",
+                      _num(t.points / t.attempted) if t.attempted else "") for t in tests])]
+    else:
+        blocks += [("p", "No test results yet.")]
+
+    failing = sorted((t for t in tests if t.failed), key=lambda t: (-t.failed, t.name))[:MOST_FAILED_SHOWN]
+    blocks += [("h2", "Tests that fail most")]
+    if failing:
+        blocks += [("table", ("test", "failed", "most common message"),
+                    [(t.name, f"{t.failed}/{t.attempted}", "{} ({}x)".format(*t.messages.most_common(1)[0]))
+                     for t in failing])]
+    else:
+        blocks += [("p", "No test failed.")]
+
+    blocks += [("h2", "Grading time per submission")]
+    if timed:
+        seconds = [row.seconds for row in timed]
+        _time_histogram(directory / TIMES, seconds)
+        blocks += [("p", f"mean {statistics.fmean(seconds):.1f} s, median {statistics.median(seconds):.1f} s, "
+                         f"longest {seconds[0]:.1f} s ({timed[0].student_id}), total {sum(seconds):.0f} s"),
+                   ("img", TIMES, "histogram of grading times"),
+                   ("table", ("student", "seconds", "score", "status"),
+                    [(r.student_id, f"{r.seconds:.1f}", _num(r.score), r.status) for r in timed])]
+    else:
+        blocks += [("p", "No timings yet.")]
+
+    if errors:
+        blocks += [("h2", "Submissions whose grading failed"),
+                   ("table", ("student", "reason"), [(row.student_id, row.error) for row in errors])]
+
+    (directory / "summary.md").write_text(_markdown(blocks), encoding="utf-8")
+    page = directory / "summary.html"
+    page.write_text(_html(blocks, f"{assignment} class summary"), encoding="utf-8")
+    return page
+
+
+def _num(value: float) -> str:
+    return f"{value:.4g}"
+
+
+# -- charts ------------------------------------------------------------------------------------------------------
+# matplotlib's object API (Figure, no pyplot): no global state, no GUI backend, Agg only when saving.
+
+
+def _figure(width: float, height: float):
+    from matplotlib.figure import Figure
+
+    return Figure(figsize=(width, height), dpi=100, layout="constrained")
+
+
+def _histogram(path: Path, scores: list[float], max_score: float, assignment: str) -> None:
+    from matplotlib.ticker import MaxNLocator
+
+    figure = _figure(7, 3.5)
+    axes = figure.subplots()
+    upper = max(max_score, max(scores))
+    axes.hist(scores, bins=min(20, max(5, len(set(scores)))), range=(0, upper or 1), color="#4c72b0",
+              edgecolor="white")
+    axes.set_xlabel(f"score (max {_num(max_score)})")
+    axes.set_ylabel("students")
+    axes.yaxis.set_major_locator(MaxNLocator(integer=True))
+    axes.set_title(f"{assignment}: {len(scores)} submissions")
+    figure.savefig(path)
+
+
+def _pass_rate_chart(path: Path, tests: list[PassStats]) -> None:
+    figure = _figure(8, 0.9 + 0.32 * len(tests))
+    axes = figure.subplots()
+    labels = [t.name if len(t.name) <= 60 else t.name[:59] + "…" for t in tests]
+    positions = range(len(tests))
+    axes.barh(positions, [100 * t.pass_rate for t in tests], color="#55a868")
+    axes.set_yticks(list(positions), labels, fontsize=8)
+    axes.invert_yaxis()  # first test on top, in the order the graders report them
+    axes.set_xlim(0, 100)
+    axes.set_xlabel("% of graded submissions passing")
+    figure.savefig(path)
+
+
+def _time_histogram(path: Path, seconds: list[float]) -> None:
+    from matplotlib.ticker import MaxNLocator
+
+    figure = _figure(7, 3)
+    axes = figure.subplots()
+    axes.hist(seconds, bins=min(20, max(5, len(seconds) // 2)), color="#8172b2", edgecolor="white")
+    axes.set_xlabel("grading time per submission (s)")
+    axes.set_ylabel("submissions")
+    axes.yaxis.set_major_locator(MaxNLocator(integer=True))
+    figure.savefig(path)
+
+
+# -- rendering ---------------------------------------------------------------------------------------------------
+
+
+def _markdown(blocks: list[tuple]) -> str:
+    out = []
+    for kind, *content in blocks:
+        if kind in ("h1", "h2"):
+            out.append(f"{'#' * int(kind[1])} {content[0]}")
+        elif kind == "p":
+            out.append(content[0])
+        elif kind == "img":
+            out.append(f"![{content[1]}]({content[0]})")
+        elif kind == "table":
+            header, rows = content
+            lines = [_md_row(header), "|" + "---|" * len(header)] + [_md_row(row) for row in rows]
+            out.append("\n".join(lines))
+    return "\n\n".join(out) + "\n"
+
+
+def _md_row(cells: Sequence[str]) -> str:
+    # Cells may quote student output: escape HTML so a Markdown viewer shows it as text.
+    return "| " + " | ".join(html.escape(str(c), quote=False).replace("|", "\\|").replace("\n", " ")
+                             for c in cells) + " |"
+
+
+def _html(blocks: list[tuple], title: str) -> str:
+    e = html.escape
+    body = []
+    for kind, *content in blocks:
+        if kind in ("h1", "h2"):
+            body.append(f"<{kind}>{e(content[0])}</{kind}>")
+        elif kind == "p":
+            body.append(f"<p>{e(content[0])}</p>")
+        elif kind == "img":
+            body.append(f'<p><img src="{e(content[0])}" alt="{e(content[1])}"></p>')
+        elif kind == "table":
+            header, rows = content
+            head = "".join(f"<th>{e(str(c))}</th>" for c in header)
+            lines = "".join("<tr>" + "".join(f"<td>{e(str(c))}</td>" for c in row) + "</tr>" for row in rows)
+            body.append(f"<table><thead><tr>{head}</tr></thead><tbody>{lines}</tbody></table>")
+    style = ("body{font-family:system-ui,sans-serif;max-width:60em;margin:2em auto;padding:0 1em}"
+             "table{border-collapse:collapse}td,th{border:1px solid #ccc;padding:.25em .6em;text-align:left}"
+             "img{max-width:100%}")
+    return (f'<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8"><title>{e(title)}</title>'
+            f"<style>{style}</style></head><body>\n" + "\n".join(body) + "\n</body></html>\n")
