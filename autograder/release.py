@@ -176,10 +176,8 @@ def _read_tree(path: Path, name: str) -> dict[str, ReleasedFile]:
 
 
 def _template_values(repo_root: Path, assignments, files: dict[str, ReleasedFile]) -> dict[str, str]:
-    try:
-        import tomllib
-    except ImportError:  # Python 3.10
-        import tomli as tomllib
+    import tomllib
+
     project = tomllib.loads((repo_root / "pyproject.toml").read_text(encoding="utf-8"))["project"]
     conda_name = re.search(r"^name:\s*(\S+)", (repo_root / "environment.yml").read_text(encoding="utf-8"), re.MULTILINE)
     if conda_name is None:
@@ -192,7 +190,7 @@ def _template_values(repo_root: Path, assignments, files: dict[str, ReleasedFile
         ),
         "first_assignment": assignments[0],
         "version": project["version"],
-        "requires_python": project.get("requires-python", ">=3.10"),
+        "requires_python": project.get("requires-python", ">=3.11"),
         "dependencies": "\n".join(f"    {json.dumps(dependency)}," for dependency in project["dependencies"]),
     }
 
