@@ -1,0 +1,228 @@
+"""An assignment's grading description, read from `assignment.toml` in its graders folder.
+
+    name = "hw1"
+    student_files = ["load_data.py", "hw1.py"]   # the only files taken from a submission
+    provided_files = []                          # taken from the official release, never from a submission
+    probes = "probes.py"                         # shipped into the worker, next to the files above
+    timeout = 60                                 # seconds per student.run call (@pytest.mark.timeout overrides)
+    total_timeout = 1800                         # seconds for the whole grading run
+
+    [sandbox]                                    # all optional; defaults in SandboxLimits
+    memory_mb = 6144
+
+    [profiles.cpu]                               # free-form budgets that graders read through the `profile` fixture
+    train_steps = 200
+
+See docs/writing-graders.md for the full reference.
+"""
+
+from __future__ import annotations
+
+import tomllib
+from dataclasses import dataclass, field, fields
+from pathlib import Path, PurePosixPath
+from typing import Any
+
+from autograder import GRADERS_DIR, REPO_ROOT, SOLUTIONS_DIR
+
+CONFIG_NAME = "assignment.toml"
+PROFILES = ("cpu", "gpu")
+# Names the worker's directory already uses; an assignment file with one of these names would shadow the machinery.
+RESERVED_NAMES = frozenset({"_autograder_worker.py", "_autograder_wire.py", "omniglot_data", "sitecustomize.py",
+                            "usercustomize.py", "conftest.py"})
+
+
+class AssignmentError(Exception):
+    """An assignment.toml (or the folders it names) that cannot be used for grading."""
+
+
+@dataclass(frozen=True)
+class SandboxLimits:
+    """Resource limits of one worker. Every key may be set in assignment.toml's [sandbox] table."""
+
+    memory_mb: int = 4096  # address space (RLIMIT_AS), CPU runs only: CUDA maps far more virtual memory than it uses
+    max_processes: int = 64  # processes + threads of the worker's uid (RLIMIT_NPROC)
+    max_file_mb: int = 64  # largest file the worker may write (RLIMIT_FSIZE)
+    tmpfs_mb: int = 256  # size of the worker's writable directory and of its /tmp
+    output_kb: int = 64  # captured stdout+stderr kept per test
+    reply_mb: int = 256  # largest reply frame accepted from the worker
+    threads: int = 1  # OMP/MKL threads in the worker
+
+    @classmethod
+    def from_table(cls, table: dict, source: Path) -> "SandboxLimits":
+        known = {f.name for f in fields(cls)}
+        unknown = set(table) - known
+        if unknown:
+            raise AssignmentError(f"{source}: unknown [sandbox] keys {sorted(unknown)}; known keys are {sorted(known)}")
+        for key, value in table.items():
+            if type(value) is not int or value <= 0:
+                raise AssignmentError(f"{source}: [sandbox] {key} must be a positive integer, got {value!r}")
+        return cls(**table)
+
+
+@dataclass(frozen=True)
+class Assignment:
+    name: str
+    graders_dir: Path
+    solutions_dir: Path  # reference files (the instructor's solution)
+    release_dir: Path  # the official student release: the source of provided files
+    student_files: tuple[str, ...]
+    provided_files: tuple[str, ...]
+    probes: str
+    timeout: float
+    total_timeout: float
+    limits: SandboxLimits
+    profiles: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+    @property
+    def probes_path(self) -> Path:
+        return self.graders_dir / self.probes
+
+    def profile(self, name: str) -> dict[str, Any]:
+        if name not in PROFILES:
+            raise AssignmentError(f"unknown profile {name!r}; expected one of {', '.join(PROFILES)}")
+        return dict(self.profiles.get(name, {}))
+
+    def reference_sources(self) -> dict[str, Path]:
+        """Reference side: solution files plus provided files, by the name they get in the worker."""
+        files = {name: self.solutions_dir / name for name in self.student_files}
+        files.update(self.provided_sources())
+        return files
+
+    def provided_sources(self) -> dict[str, Path]:
+        return {name: self.release_dir / name for name in self.provided_files}
+
+    def to_json(self) -> dict:
+        return {
+            "name": self.name,
+            "graders_dir": str(self.graders_dir),
+            "solutions_dir": str(self.solutions_dir),
+            "release_dir": str(self.release_dir),
+            "student_files": list(self.student_files),
+            "provided_files": list(self.provided_files),
+            "probes": self.probes,
+            "timeout": self.timeout,
+            "total_timeout": self.total_timeout,
+            "limits": {f.name: getattr(self.limits, f.name) for f in fields(SandboxLimits)},
+            "profiles": self.profiles,
+        }
+
+    @classmethod
+    def from_json(cls, data: dict) -> "Assignment":
+        return cls(
+            name=data["name"],
+            graders_dir=Path(data["graders_dir"]),
+            solutions_dir=Path(data["solutions_dir"]),
+            release_dir=Path(data["release_dir"]),
+            student_files=tuple(data["student_files"]),
+            provided_files=tuple(data["provided_files"]),
+            probes=data["probes"],
+            timeout=float(data["timeout"]),
+            total_timeout=float(data["total_timeout"]),
+            limits=SandboxLimits(**data["limits"]),
+            profiles=data["profiles"],
+        )
+
+
+def _file_list(config: dict, key: str, source: Path) -> tuple[str, ...]:
+    names = config.get(key, [])
+    if not isinstance(names, list) or not all(isinstance(n, str) for n in names):
+        raise AssignmentError(f"{source}: {key} must be a list of file names")
+    for name in names:
+        path = PurePosixPath(name)
+        if path.is_absolute() or ".." in path.parts or len(path.parts) != 1 or not name.strip():
+            raise AssignmentError(f"{source}: {key} entry {name!r} must be a plain file name (no folders)")
+        if name in RESERVED_NAMES or name.endswith(".pth"):
+            raise AssignmentError(f"{source}: {key} entry {name!r} is reserved for the grading machinery")
+    if len(set(names)) != len(names):
+        raise AssignmentError(f"{source}: {key} lists a file twice")
+    return tuple(names)
+
+
+def _positive_number(config: dict, key: str, default: float, source: Path) -> float:
+    value = config.get(key, default)
+    if type(value) not in (int, float) or value <= 0:
+        raise AssignmentError(f"{source}: {key} must be a positive number of seconds, got {value!r}")
+    return float(value)
+
+
+def load_assignment(
+    name_or_graders_dir: str | Path,
+    solutions_dir: str | Path | None = None,
+    release_dir: str | Path | None = None,
+) -> Assignment:
+    """Read an assignment by name (`"hw1"` -> autograder/graders/hw1) or from a graders folder.
+
+    The reference files come from `solutions_dir` (default: `[paths] solutions` in assignment.toml, relative to
+    it, else autograder/solutions/<name>); provided files from `release_dir` (default: `[paths] release`, else
+    <repo>/<name>).
+    """
+    name_or_path = str(name_or_graders_dir)
+    # A bare name is an assignment name even when a folder of that name (the student release hw1/) is in the cwd.
+    by_name = GRADERS_DIR / name_or_path
+    if "/" not in name_or_path and (by_name / CONFIG_NAME).is_file():
+        graders_dir = by_name
+    else:
+        graders_dir = Path(name_or_graders_dir)
+    source = graders_dir / CONFIG_NAME
+    if not source.is_file():
+        raise AssignmentError(
+            f"no {CONFIG_NAME} in {graders_dir}; give an assignment name (hw1, hw2) or a graders folder holding one"
+        )
+    try:
+        config = tomllib.loads(source.read_text())
+    except tomllib.TOMLDecodeError as exc:
+        raise AssignmentError(f"{source}: not valid TOML: {exc}") from None
+    known = {"name", "student_files", "provided_files", "probes", "timeout", "total_timeout", "sandbox", "profiles",
+             "paths"}
+    unknown = set(config) - known
+    if unknown:
+        raise AssignmentError(f"{source}: unknown keys {sorted(unknown)}; known keys are {sorted(known)}")
+    name = config.get("name")
+    if not isinstance(name, str) or not name:
+        raise AssignmentError(f"{source}: `name` (a non-empty string) is required")
+    student_files = _file_list(config, "student_files", source)
+    if not student_files:
+        raise AssignmentError(f"{source}: student_files must list at least one file")
+    provided_files = _file_list(config, "provided_files", source)
+    overlap = set(student_files) & set(provided_files)
+    if overlap:
+        raise AssignmentError(f"{source}: {sorted(overlap)} listed both as student and as provided files")
+    probes = config.get("probes", "probes.py")
+    if not isinstance(probes, str) or not probes.endswith(".py") or "/" in probes:
+        raise AssignmentError(f"{source}: probes must be a .py file name in the graders folder, got {probes!r}")
+    if probes in student_files or probes in provided_files or probes in RESERVED_NAMES:
+        raise AssignmentError(f"{source}: probes module name {probes!r} clashes with an assignment file")
+    if not (graders_dir / probes).is_file():
+        raise AssignmentError(f"{source}: probes module {graders_dir / probes} does not exist")
+    profiles = config.get("profiles", {})
+    if not isinstance(profiles, dict) or set(profiles) - set(PROFILES):
+        raise AssignmentError(f"{source}: [profiles] may only hold tables {PROFILES}")
+    paths = config.get("paths", {})
+    if not isinstance(paths, dict) or set(paths) - {"solutions", "release"}:
+        raise AssignmentError(f"{source}: [paths] may only hold `solutions` and `release`")
+
+    def folder(explicit, key: str, default: Path) -> Path:
+        if explicit is not None:
+            return Path(explicit).resolve()
+        if key in paths:
+            return (graders_dir / paths[key]).resolve()
+        return default
+
+    assignment = Assignment(
+        name=name,
+        graders_dir=graders_dir.resolve(),
+        solutions_dir=folder(solutions_dir, "solutions", SOLUTIONS_DIR / name),
+        release_dir=folder(release_dir, "release", REPO_ROOT / name),
+        student_files=student_files,
+        provided_files=provided_files,
+        probes=probes,
+        timeout=_positive_number(config, "timeout", 60, source),
+        total_timeout=_positive_number(config, "total_timeout", 3600, source),
+        limits=SandboxLimits.from_table(config.get("sandbox", {}), source),
+        profiles={key: dict(value) for key, value in profiles.items()},
+    )
+    missing = [str(path) for path in assignment.reference_sources().values() if not path.is_file()]
+    if missing:
+        raise AssignmentError(f"{source}: reference or provided files missing: {', '.join(missing)}")
+    return assignment

@@ -1,0 +1,249 @@
+"""The harness side of the worker boundary: start a worker, send a probe call, read back plain data.
+
+`ProbeRunner` is what graders see as the `student` and `reference` fixtures. It starts a fresh worker process on
+first use (and again after a timeout or crash), enforces the wall-clock timeout per call by killing the worker
+with everything it started, and captures the worker's stdout/stderr up to a cap. Nothing that comes back is
+trusted: replies are decoded by `wire` (plain values and arrays only) and a reply that is not what a probe may
+return fails the call with `StudentError`.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import subprocess
+import threading
+import time
+
+from autograder import wire
+from autograder.sandbox import WorkerSpec, prepare_workdir, sandbox_uid, worker_command
+
+
+class StudentError(AssertionError):
+    """The student's code failed a probe call: raised, timed out, crashed, or replied with something unusable.
+
+    An AssertionError so that pytest reports it as a test failure; the message is what the feedback shows.
+    """
+
+
+class GraderError(RuntimeError):
+    """The reference solution failed a probe call: a bug in the grader or the solution, not the student's fault."""
+
+
+class OutputLog:
+    """stdout/stderr of a test's workers, keeping the first `cap` bytes and counting the rest."""
+
+    def __init__(self, cap: int):
+        self.cap = cap
+        self._chunks: list[bytes] = []
+        self._kept = 0
+        self.dropped = 0
+        self._lock = threading.Lock()
+
+    def add(self, data: bytes) -> None:
+        with self._lock:
+            room = self.cap - self._kept
+            if room > 0:
+                self._chunks.append(data[:room])
+                self._kept += min(room, len(data))
+            self.dropped += max(0, len(data) - max(room, 0))
+
+    def note(self, text: str) -> None:
+        with self._lock:
+            self._chunks.append(text.encode())
+
+    def text(self) -> str:
+        with self._lock:
+            body = b"".join(self._chunks).decode("utf-8", errors="replace")
+            if self.dropped:
+                body += f"\n[... {self.dropped} more bytes of output not shown (limit {self.cap} bytes per test)]\n"
+            return body
+
+
+class WorkerProcess:
+    """One running worker. Used by ProbeRunner; not reused across tests."""
+
+    def __init__(self, spec: WorkerSpec, log: OutputLog):
+        self.spec = spec
+        self.log = log
+        self.limits = wire.WireLimits(max_payload_bytes=spec.limits.reply_mb * 1024 * 1024)
+        self._workdir = prepare_workdir(spec, sandbox_uid())
+        requests_read, self._requests = os.pipe()
+        self._replies, replies_write = os.pipe()
+        output_read, output_write = os.pipe()
+        try:
+            command, env, cwd = worker_command(spec, requests_read, replies_write, self._workdir)
+            self.process = subprocess.Popen(
+                command, stdin=subprocess.DEVNULL, stdout=output_write, stderr=output_write, env=env, cwd=cwd,
+                pass_fds=(requests_read, replies_write),
+                # its own session, so that a kill reaches whatever it started (trusted workers stay in the
+                # harness's group, so that a harness killed on its total timeout takes them along)
+                start_new_session=spec.mode != "trusted",
+            )
+        except BaseException:
+            for fd in (self._requests, self._replies, output_read):
+                os.close(fd)
+            raise
+        finally:
+            for fd in (requests_read, replies_write, output_write):
+                os.close(fd)
+        self._reader = threading.Thread(target=self._drain, args=(output_read,), daemon=True)
+        self._reader.start()
+
+    def _drain(self, fd: int) -> None:
+        with os.fdopen(fd, "rb", buffering=0) as stream:
+            while chunk := stream.read(65536):
+                self.log.add(chunk)
+
+    def call(self, probe: str, inputs: dict, timeout: float) -> dict:
+        """Send one call; return the worker's reply message. Raises wire.WireError subclasses on failure."""
+        deadline = time.monotonic() + timeout
+        frame = wire.encode({"op": "call", "probe": probe, "inputs": inputs})
+        self._send(frame, deadline)
+        reply = wire.read_message(self._replies, self.limits, deadline)
+        if reply.get("op") != "reply" or not isinstance(reply.get("ok"), bool):
+            raise wire.WireError("the reply frame is not a probe reply")
+        return reply
+
+    def _send(self, frame: bytes, deadline: float) -> None:
+        # Sent from a thread: a worker that never reads its requests must not block the harness past the deadline.
+        errors: list[BaseException] = []
+
+        def send():
+            try:
+                wire.write_frame(self._requests, frame)
+            except BaseException as exc:  # noqa: BLE001 - reported to the caller below
+                errors.append(exc)
+
+        sender = threading.Thread(target=send, daemon=True)
+        sender.start()
+        sender.join(max(0.0, deadline - time.monotonic()))
+        if sender.is_alive():
+            raise wire.WireTimeout("the worker did not read its request before the deadline")
+        if errors:
+            raise wire.WireClosed(f"the worker closed its request pipe ({errors[0]})")
+
+    def exit_description(self) -> str:
+        code = self.process.poll()
+        if code is None:
+            return "still running"
+        if code < 0:
+            name = signal.Signals(-code).name if -code in signal.Signals._value2member_map_ else str(-code)
+            return f"killed by signal {name}"
+        return f"exited with code {code}"
+
+    def wait_exit(self, seconds: float) -> None:
+        try:
+            self.process.wait(seconds)
+        except subprocess.TimeoutExpired:
+            pass
+
+    def stop(self, grace: float = 0.0) -> None:
+        """End the worker: close its requests (it exits on EOF) and give it `grace` seconds, then kill it and
+        everything it started (its pid namespace dies with bwrap; otherwise its session)."""
+        _close_quietly(self._requests)
+        if grace > 0:
+            self.wait_exit(grace)
+        if self.process.poll() is None:
+            try:
+                if self.spec.mode == "trusted":
+                    self.process.kill()
+                else:
+                    os.killpg(self.process.pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+        self.process.wait()
+        if self.spec.mode == "insecure":
+            _kill_all_of_uid(sandbox_uid())
+        _close_quietly(self._replies)
+        self._reader.join(5)
+        if self._workdir is not None:
+            shutil.rmtree(self._workdir, ignore_errors=True)
+
+
+def _close_quietly(fd: int) -> None:
+    try:
+        os.close(fd)
+    except OSError:
+        pass
+
+
+def _kill_all_of_uid(uid: int | None) -> None:
+    """Without a pid namespace, a `setsid` child escapes the process group: kill every process of the worker uid."""
+    if uid is None:
+        return
+    subprocess.run(["setpriv", f"--reuid={uid}", f"--regid={uid}", "--clear-groups", "--", "kill", "-KILL", "-1"],
+                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, check=False)
+
+
+class ProbeRunner:
+    """`.run(probe, **inputs) -> dict` against one side (student or reference). One per test."""
+
+    def __init__(self, spec: WorkerSpec, timeout: float, log: OutputLog, side: str):
+        self.spec = spec
+        self.timeout = timeout
+        self.log = log
+        self.side = side
+        self._worker: WorkerProcess | None = None
+        self.calls: list[dict] = []  # (probe, seconds) of each call, for timing reports
+
+    def run(self, probe: str, /, **inputs) -> dict:
+        """Run `probe(**inputs)` in this side's worker and return its outputs (plain values and arrays)."""
+        error = GraderError if self.side == "reference" else StudentError
+        if self._worker is None:
+            try:
+                self._worker = WorkerProcess(self.spec, self.log)
+            except Exception as exc:  # the machinery failed, not the student's code
+                raise GraderError(f"{probe}: could not start the {self.side} worker: {exc}") from exc
+        worker = self._worker
+        started = time.perf_counter()
+        try:
+            reply = worker.call(probe, inputs, self.timeout)
+        except wire.WireTimeout:
+            self.close(grace=0)
+            raise error(f"{probe}: timed out after {self.timeout:g} s (the worker was stopped)") from None
+        except wire.WireClosed:
+            worker.wait_exit(2)
+            how = worker.exit_description()
+            self.close(grace=0)
+            raise error(f"{probe}: the worker process {how} before replying{self._memory_hint(how)}") from None
+        except wire.WireError as exc:
+            self.close(grace=0)
+            raise error(f"{probe}: unusable reply from the worker: {exc}") from None
+        self.calls.append({"probe": probe, "seconds": time.perf_counter() - started,
+                           "worker_seconds": reply.get("seconds")})
+        if reply["ok"]:
+            outputs = reply.get("outputs")
+            if not isinstance(outputs, dict):
+                raise error(f"{probe}: the reply carries no outputs dict")
+            return outputs
+        raise error(_describe_failure(probe, reply.get("error"), self.spec))
+
+    def _memory_hint(self, how: str) -> str:
+        if "SIGKILL" in how or "SIGSEGV" in how or "SIGXFSZ" in how:
+            return (f" (a common cause is exceeding a limit: {self.spec.limits.memory_mb} MiB of memory, "
+                    f"{self.spec.limits.max_file_mb} MiB per file written)")
+        return ""
+
+    def close(self, grace: float = 1.0) -> None:
+        """Stop this side's worker (a well-behaved one exits by itself within `grace` seconds)."""
+        if self._worker is not None:
+            self._worker.stop(grace)
+            self._worker = None
+
+
+def _describe_failure(probe: str, error, spec: WorkerSpec) -> str:
+    if not isinstance(error, dict):
+        return f"{probe}: the worker reported a failure without details"
+    kind = str(error.get("type", "Exception"))
+    message = str(error.get("message", ""))
+    trace = str(error.get("traceback", ""))
+    if kind == "OutOfMemoryError" or "CUDA out of memory" in message:
+        first_line = message.splitlines()[0] if message else ""
+        headline = f"{probe}: ran out of GPU memory on {spec.device} (CUDA OOM): {first_line}"
+    elif kind == "MemoryError":
+        headline = f"{probe}: ran out of memory (the limit is {spec.limits.memory_mb} MiB)"
+    else:
+        headline = f"{probe} raised {kind}: {message}"
+    return f"{headline}\n{trace}".rstrip()
