@@ -1,0 +1,529 @@
+"""Model-Agnostic Meta-Learning (Finn et al., 2017) and its relatives on few-shot Omniglot.
+
+Your tasks: `MAML._inner_loop` and `MAML._outer_step` (MAML with second-order meta-gradients and optionally learned
+per-parameter inner learning rates). Extra credit, each selected by a flag and with its own TODO:
+`--first_order` (`_second_order`), `--anil` (`_anil_inner_loop`), `--reptile` (`_reptile_step`) and `--imaml`
+(`_proximal_inner_loop`, `_implicit_meta_gradient`). Everything else is provided. See README.md.
+
+The network is functional: `_forward(images, parameters)` evaluates it with any dict of parameter tensors, so the
+inner loop can differentiate through updated copies of the meta-parameters without touching them.
+"""
+
+from __future__ import annotations
+
+import argparse
+
+import torch
+import torch.nn.functional as F
+
+import util
+
+NUM_INPUT_CHANNELS = 1
+NUM_HIDDEN_CHANNELS = 64
+KERNEL_SIZE = 3
+NUM_CONV_LAYERS = 4
+HEAD_PARAMETERS = (f"w{NUM_CONV_LAYERS}", f"b{NUM_CONV_LAYERS}")
+VARIANTS = ("maml", "first_order", "anil", "reptile", "imaml")
+BATCH_NORM_MODE = (
+    "transductive: batch norm without learned scale/shift always normalises with the statistics of the images of "
+    "the current forward pass (the support set in the inner loop, the query set for the outer loss), in training "
+    "and in evaluation alike, as in CS330 and the MAML paper; no running averages"
+)
+
+
+class MAML:
+    """Trains and assesses MAML (or one of its variants, see VARIANTS).
+
+    The network is four blocks of (3x3 convolution with stride 2, batch norm, ReLU), which take 28x28 images to 2x2,
+    then a spatial mean and a linear head to `num_outputs` logits (the Omniglot network of the MAML paper).
+    Parameters, by name: conv0..conv3 [C, C_in, 3, 3], b0..b3 [C], w4 [num_outputs, C], b4 [num_outputs].
+
+    Args:
+        num_outputs: number of classes of a task (N).
+        num_inner_steps: number of inner-loop gradient steps.
+        inner_lr: inner-loop learning rate; the initial value of every learned rate with learn_inner_lrs.
+        learn_inner_lrs: learn one inner learning rate per parameter tensor (meta-learned with the outer optimizer).
+        outer_lr: learning rate of the outer Adam optimizer.
+        log_dir: where the training script writes (unused by the methods themselves).
+        device: torch device of all parameters.
+        num_hidden_channels: C, the width of every convolution.
+        variant: one of VARIANTS; "maml" is second-order MAML.
+        imaml_lambda: iMAML's proximal regularisation strength lambda.
+        imaml_cg_steps: conjugate-gradient iterations of iMAML's implicit meta-gradient.
+    """
+
+    name = "maml"
+    query_metric = "accuracy/post_adapt_query"
+
+    def __init__(
+        self,
+        num_outputs: int,
+        num_inner_steps: int,
+        inner_lr: float,
+        learn_inner_lrs: bool,
+        outer_lr: float,
+        log_dir: str | None = None,
+        device: str | torch.device = "cpu",
+        num_hidden_channels: int = NUM_HIDDEN_CHANNELS,
+        variant: str = "maml",
+        imaml_lambda: float = 2.0,
+        imaml_cg_steps: int = 5,
+    ):
+        if variant not in VARIANTS:
+            raise ValueError(f"variant: expected one of {', '.join(VARIANTS)}, got {variant!r}")
+        if learn_inner_lrs and variant in ("reptile", "imaml"):
+            raise ValueError(f"learn_inner_lrs: {variant} has no meta-gradient for the inner learning rates; "
+                             "use it with maml, first_order or anil")
+        if num_inner_steps < 0:
+            raise ValueError(f"num_inner_steps: expected >= 0, got {num_inner_steps}")
+        if variant == "imaml" and (imaml_lambda <= 0 or imaml_cg_steps < 1):
+            raise ValueError(f"imaml_lambda must be > 0 and imaml_cg_steps >= 1, got {imaml_lambda} and {imaml_cg_steps}")
+        self.device = torch.device(device)
+        meta_parameters = {}
+        in_channels = NUM_INPUT_CHANNELS
+        for i in range(NUM_CONV_LAYERS):
+            meta_parameters[f"conv{i}"] = torch.nn.init.xavier_uniform_(
+                torch.empty(num_hidden_channels, in_channels, KERNEL_SIZE, KERNEL_SIZE, device=self.device)
+            ).requires_grad_()
+            meta_parameters[f"b{i}"] = torch.zeros(num_hidden_channels, device=self.device, requires_grad=True)
+            in_channels = num_hidden_channels
+        meta_parameters[f"w{NUM_CONV_LAYERS}"] = torch.nn.init.xavier_uniform_(
+            torch.empty(num_outputs, num_hidden_channels, device=self.device)
+        ).requires_grad_()
+        meta_parameters[f"b{NUM_CONV_LAYERS}"] = torch.zeros(num_outputs, device=self.device, requires_grad=True)
+
+        self._meta_parameters = meta_parameters
+        self._num_inner_steps = num_inner_steps
+        self._inner_lrs = {
+            name: torch.tensor(float(inner_lr), device=self.device, requires_grad=learn_inner_lrs)
+            for name in meta_parameters
+        }
+        self._learn_inner_lrs = learn_inner_lrs
+        self._initial_inner_lr = float(inner_lr)
+        self._outer_lr = outer_lr
+        self._variant = variant
+        self._imaml_lambda = float(imaml_lambda)
+        self._imaml_cg_steps = int(imaml_cg_steps)
+        self._num_hidden_channels = num_hidden_channels
+        trained = list(meta_parameters.values()) + (list(self._inner_lrs.values()) if learn_inner_lrs else [])
+        self._optimizer = torch.optim.Adam(trained, lr=outer_lr)
+        self._log_dir = log_dir
+
+    # ---- the functional network (provided) ----------------------------------------------------------------------
+
+    def _features(self, images: torch.Tensor, parameters: dict[str, torch.Tensor]) -> torch.Tensor:
+        """images [B, 1, 28, 28] -> features [B, C] with the convolutional blocks of `parameters`."""
+        x = images
+        for i in range(NUM_CONV_LAYERS):
+            x = F.conv2d(x, parameters[f"conv{i}"], parameters[f"b{i}"], stride=2, padding=1)
+            x = F.batch_norm(x, None, None, training=True)
+            x = F.relu(x)
+        return x.mean(dim=(2, 3))
+
+    def _head(self, features: torch.Tensor, parameters: dict[str, torch.Tensor]) -> torch.Tensor:
+        """features [B, C] -> logits [B, num_outputs] with the linear head (w4, b4) of `parameters`."""
+        return F.linear(features, parameters[HEAD_PARAMETERS[0]], parameters[HEAD_PARAMETERS[1]])
+
+    def _forward(self, images: torch.Tensor, parameters: dict[str, torch.Tensor]) -> torch.Tensor:
+        """Computes predicted classification logits [num_images, num_outputs] of images [num_images, 1, 28, 28]."""
+        return self._head(self._features(images, parameters), parameters)
+
+    # ---- MAML ----------------------------------------------------------------------------------------------------
+
+    def _second_order(self, train: bool) -> bool:
+        """Whether the inner-loop gradients are computed with create_graph=True (so the meta-gradient is exact)."""
+        if self._variant != "first_order":
+            return train
+        # TODO (extra credit, --first_order): first-order MAML (FOMAML) ignores the second-order terms of the
+        #   meta-gradient: the inner-loop gradients are treated as constants even while training, so the outer
+        #   gradient w.r.t. theta is the query-loss gradient at the adapted parameters. Return the create_graph value
+        #   that achieves this. (Why does backpropagating through theta - lr * g with a constant g give exactly that?)
+        ### BEGIN SOLUTION
+        return False
+        ### END SOLUTION
+
+    def _inner_loop(self, images, labels, train):
+        """Computes the adapted network parameters via the MAML inner loop.
+
+        Args:
+            images (Tensor): task support set inputs, shape (num_images, 1, 28, 28)
+            labels (Tensor): task support set outputs, shape (num_images,)
+            train (bool): whether we are training (the adapted parameters must then be differentiable functions of
+                the meta-parameters and inner learning rates, with second-order terms) or evaluating
+
+        Returns:
+            parameters (dict[str, Tensor]): adapted network parameters, same names and shapes as the meta-parameters
+            accuracies (list of float or 0-dim Tensor): support set accuracy over the course of the inner loop,
+                length num_inner_steps + 1 (before the first step, ..., after the last step)
+            gradients (dict[str, Tensor]): the gradients of the last inner step, by parameter name ({} when
+                num_inner_steps == 0)
+        """
+        if self._variant == "anil":
+            return self._anil_inner_loop(images, labels, train)
+        if self._variant == "imaml":
+            return self._proximal_inner_loop(images, labels)
+        accuracies = []
+        parameters = dict(self._meta_parameters)  # a new dict holding the meta-parameter tensors themselves
+        gradients = {}
+        create_graph = self._second_order(train)
+        # TODO: run self._num_inner_steps steps of gradient descent on the support loss, starting at the
+        #   meta-parameters, and score the model along the way.
+        #   - Each step: compute the logits of the support images with self._forward and the current `parameters`,
+        #     record util.score of them in `accuracies`, take the support loss with F.cross_entropy, and its gradient
+        #     w.r.t. every tensor of `parameters` with torch.autograd.grad(..., create_graph=create_graph). For MAML
+        #     create_graph is simply `train`: a graph only while training, so that the outer loss can be
+        #     differentiated through the inner loop (second-order terms included).
+        #   - Update: parameters[name] - self._inner_lrs[name] * gradient[name], building a NEW dict every step.
+        #     Never update a tensor in place (no -=, no .data): the meta-parameters must stay untouched.
+        #   - After the loop, append the support accuracy of the final parameters (num_inner_steps + 1 entries), and
+        #     keep the last step's gradients in `gradients` (a dict by parameter name).
+        ### BEGIN SOLUTION
+        for _ in range(self._num_inner_steps):
+            logits = self._forward(images, parameters)
+            accuracies.append(util.score(logits, labels))
+            loss = F.cross_entropy(logits, labels)
+            gradients = dict(zip(parameters, torch.autograd.grad(loss, list(parameters.values()),
+                                                                 create_graph=create_graph)))
+            parameters = {name: value - self._inner_lrs[name] * gradients[name] for name, value in parameters.items()}
+        accuracies.append(util.score(self._forward(images, parameters), labels))
+        ### END SOLUTION
+        return parameters, accuracies, gradients
+
+    def _outer_step(self, task_batch, train):
+        """Computes the MAML loss and metrics on a batch of tasks.
+
+        Args:
+            task_batch (list of tuples): tasks (images_support, labels_support, images_query, labels_query)
+            train (bool): whether we are training or evaluating
+
+        Returns:
+            outer_loss (Tensor): mean query loss of the adapted parameters over the batch, scalar; when training it
+                is differentiable w.r.t. the meta-parameters (and the inner learning rates)
+            accuracies_support (Tensor): support accuracy over the course of the inner loop, averaged over the
+                task batch, shape (num_inner_steps + 1,)
+            accuracy_query (Tensor): query accuracy of the adapted parameters, averaged over the task batch
+        """
+        outer_loss_batch = []
+        accuracies_support_batch = []
+        accuracy_query_batch = []
+        for task in task_batch:
+            images_support, labels_support, images_query, labels_query = (tensor.to(self.device) for tensor in task)
+            # TODO: for this task, adapt with self._inner_loop on the SUPPORT set (pass `train` through), then
+            #   evaluate the adapted parameters on the QUERY set: logits = self._forward(images_query, parameters),
+            #   loss = F.cross_entropy(logits, labels_query). Append the loss to outer_loss_batch, the inner loop's
+            #   support accuracies (the whole list) to accuracies_support_batch and util.score(logits,
+            #   labels_query) to accuracy_query_batch.
+            ### BEGIN SOLUTION
+            parameters, accuracies_support, _ = self._inner_loop(images_support, labels_support, train)
+            logits_query = self._forward(images_query, parameters)
+            outer_loss_batch.append(F.cross_entropy(logits_query, labels_query))
+            accuracies_support_batch.append(accuracies_support)
+            accuracy_query_batch.append(util.score(logits_query, labels_query))
+            ### END SOLUTION
+        outer_loss = torch.stack(outer_loss_batch).mean()
+        accuracies_support = util.stack_metric(accuracies_support_batch, self.device).mean(dim=0)
+        accuracy_query = util.stack_metric(accuracy_query_batch, self.device).mean()
+        return outer_loss, accuracies_support, accuracy_query
+
+    # ---- extra credit: ANIL ----------------------------------------------------------------------------------------
+
+    def _anil_inner_loop(self, images, labels, train):
+        """ANIL (Raghu et al., 2020, "almost no inner loop"): the inner loop adapts only the head (w4, b4).
+
+        Same arguments and returns as _inner_loop; the returned `parameters` hold every name (the body's entries
+        are the meta-parameter tensors themselves), `gradients` only the head's.
+        """
+        accuracies = []
+        parameters = dict(self._meta_parameters)
+        gradients = {}
+        create_graph = self._second_order(train)
+        # TODO (extra credit, --anil): compute the support features once with self._features (the body does not
+        #   change during adaptation), then run self._num_inner_steps gradient steps on the head parameters only
+        #   (the names in HEAD_PARAMETERS), computing logits with self._head from those features, with the same
+        #   update rule, learning rates and create_graph rule as _inner_loop.
+        #   Record the support accuracy before each step and after the last one, keep the last step's head
+        #   gradients, and put the adapted head into `parameters` (a new dict; the meta-parameters stay untouched).
+        #   The meta-gradient still reaches the body through the features (and the head's second-order terms).
+        ### BEGIN SOLUTION
+        features = self._features(images, parameters)
+        head = {name: parameters[name] for name in HEAD_PARAMETERS}
+        for _ in range(self._num_inner_steps):
+            logits = self._head(features, head)
+            accuracies.append(util.score(logits, labels))
+            loss = F.cross_entropy(logits, labels)
+            gradients = dict(zip(head, torch.autograd.grad(loss, list(head.values()), create_graph=create_graph)))
+            head = {name: value - self._inner_lrs[name] * gradients[name] for name, value in head.items()}
+        accuracies.append(util.score(self._head(features, head), labels))
+        parameters.update(head)
+        ### END SOLUTION
+        return parameters, accuracies, gradients
+
+    # ---- extra credit: Reptile -----------------------------------------------------------------------------------
+
+    def _reptile_step(self, task_batch):
+        """Reptile (Nichol et al., 2018): writes the meta-gradient of a task batch into the meta-parameters' .grad.
+
+        The outer optimizer (Adam, outer_lr) then takes the step, so the update follows the mean over tasks of
+        (theta - phi_task), where phi_task are the parameters after the inner loop on the task's support set.
+
+        Returns the same metrics as _outer_step (query loss and accuracies of phi_task), all detached.
+        """
+        directions = []
+        task_metrics = []
+        for task in task_batch:
+            images_support, labels_support, images_query, labels_query = (tensor.to(self.device) for tensor in task)
+            # TODO (extra credit, --reptile): adapt on the support set with self._inner_loop, train=False (Reptile
+            #   needs no second-order graph), then append to `directions` the dict {name: theta - phi} of DETACHED
+            #   differences between each meta-parameter and its adapted value phi. For the metrics, append
+            #   (inner-loop support accuracies, *self._query_metrics(phi, images_query, labels_query)) to task_metrics.
+            ### BEGIN SOLUTION
+            adapted, accuracies_support, _ = self._inner_loop(images_support, labels_support, train=False)
+            directions.append({name: (value - adapted[name]).detach() for name, value in self._meta_parameters.items()})
+            task_metrics.append((accuracies_support, *self._query_metrics(adapted, images_query, labels_query)))
+            ### END SOLUTION
+        self._set_meta_gradients(directions)
+        return self._batch_metrics(task_metrics)
+
+    # ---- extra credit: iMAML -------------------------------------------------------------------------------------
+
+    def _proximal_inner_loop(self, images, labels):
+        """iMAML's inner problem (Rajeswaran et al., 2019): approximately minimise over phi
+
+            L_support(phi) + lambda / 2 * ||phi - theta||^2        (lambda = self._imaml_lambda)
+
+        by self._num_inner_steps steps of gradient descent from phi = theta, with the inner learning rates.
+        The solution is NOT differentiated through (the implicit meta-gradient replaces that), so everything here
+        is detached. Same returns as _inner_loop; `gradients` are those of the regularised objective.
+        """
+        accuracies = []
+        anchor = {name: value.detach() for name, value in self._meta_parameters.items()}
+        parameters = dict(anchor)
+        gradients = {}
+        # TODO (extra credit, --imaml): each step, make the current parameters leaves that require grad
+        #   ({name: value.detach().requires_grad_()}), compute logits, record util.score, and the gradient of
+        #   F.cross_entropy w.r.t. them (no create_graph); add the proximal term's gradient lambda * (phi - theta)
+        #   (theta = anchor) and take phi - lr * total_gradient, detached. Record the final accuracy too, and keep
+        #   the last total gradients.
+        ### BEGIN SOLUTION
+        for _ in range(self._num_inner_steps):
+            leaves = {name: value.detach().requires_grad_() for name, value in parameters.items()}
+            logits = self._forward(images, leaves)
+            accuracies.append(util.score(logits, labels))
+            loss = F.cross_entropy(logits, labels)
+            gradients = {
+                name: gradient + self._imaml_lambda * (leaves[name].detach() - anchor[name])
+                for name, gradient in zip(leaves, torch.autograd.grad(loss, list(leaves.values())))
+            }
+            parameters = {
+                name: (value.detach() - self._inner_lrs[name].detach() * gradients[name])
+                for name, value in leaves.items()
+            }
+        with torch.no_grad():  # leak-check: ignore
+            accuracies.append(util.score(self._forward(images, parameters), labels))
+        ### END SOLUTION
+        return parameters, accuracies, gradients
+
+    def _implicit_meta_gradient(self, adapted, images_support, labels_support, query_gradients):
+        """iMAML's meta-gradient of one task: the solution v of (I + H / lambda) v = g by conjugate gradient.
+
+        Args:
+            adapted (dict[str, Tensor]): phi, the inner solution (detached)
+            images_support, labels_support: the task's support set
+            query_gradients (dict[str, Tensor]): g, the gradient of the query loss w.r.t. phi
+
+        Returns:
+            dict[str, Tensor]: v after self._imaml_cg_steps conjugate-gradient iterations started at v = 0, detached;
+            H is the Hessian of F.cross_entropy(self._forward(images_support, phi), labels_support) at phi (the
+            support loss WITHOUT the proximal term, whose Hessian is the identity times lambda).
+        """
+        names = list(adapted)
+        # TODO (extra credit, --imaml): never form H. Hessian-vector products: make phi leaves that require grad,
+        #   compute the support-loss gradients once with create_graph=True, then H p = torch.autograd.grad(
+        #   gradients, leaves, grad_outputs=p, retain_graph=True). Treat the dict of tensors as one vector (inner
+        #   products sum over all tensors). Conjugate gradient for A v = g with A p = p + H p / lambda:
+        #   v = 0, r = g, p = r; repeat: alpha = <r, r> / <p, A p>, v += alpha p, r -= alpha A p,
+        #   beta = <r_new, r_new> / <r, r>, p = r + beta p. Return {name: v} detached; avoid .item() (no host syncs).
+        ### BEGIN SOLUTION
+        leaves = [adapted[name].detach().requires_grad_() for name in names]
+        loss = F.cross_entropy(self._forward(images_support, dict(zip(names, leaves))), labels_support)
+        support_gradients = torch.autograd.grad(loss, leaves, create_graph=True)
+
+        def apply_system(vector):
+            hessian_vector = torch.autograd.grad(support_gradients, leaves, grad_outputs=vector, retain_graph=True)
+            return [v + hv / self._imaml_lambda for v, hv in zip(vector, hessian_vector)]
+
+        def inner(first, second):
+            return sum((a * b).sum() for a, b in zip(first, second))
+
+        solution = [torch.zeros_like(leaf) for leaf in leaves]
+        residual = [query_gradients[name].detach() for name in names]
+        direction = list(residual)
+        residual_norm = inner(residual, residual)
+        tiny = torch.finfo(residual_norm.dtype).tiny  # an exact solution gives 0/0; keep the iterate instead
+        for _ in range(self._imaml_cg_steps):
+            system_direction = apply_system(direction)
+            alpha = residual_norm / inner(direction, system_direction).clamp_min(tiny)
+            solution = [x + alpha * p for x, p in zip(solution, direction)]
+            residual = [r - alpha * q for r, q in zip(residual, system_direction)]
+            new_norm = inner(residual, residual)
+            direction = [r + (new_norm / residual_norm.clamp_min(tiny)) * p for r, p in zip(residual, direction)]
+            residual_norm = new_norm
+        return {name: value.detach() for name, value in zip(names, solution)}
+        ### END SOLUTION
+
+    def _imaml_step(self, task_batch):
+        """iMAML: writes the implicit meta-gradient of a task batch into .grad; returns _outer_step's metrics."""
+        meta_gradients = []
+        task_metrics = []
+        for task in task_batch:
+            images_support, labels_support, images_query, labels_query = (tensor.to(self.device) for tensor in task)
+            adapted, support_accuracies, _ = self._proximal_inner_loop(images_support, labels_support)
+            phi = {name: value.detach().requires_grad_() for name, value in adapted.items()}
+            query_logits = self._forward(images_query, phi)
+            query_loss = F.cross_entropy(query_logits, labels_query)
+            query_gradients = dict(zip(phi, torch.autograd.grad(query_loss, list(phi.values()))))
+            meta_gradients.append(self._implicit_meta_gradient(adapted, images_support, labels_support, query_gradients))
+            task_metrics.append((support_accuracies, query_loss.detach(), util.score(query_logits, labels_query)))
+        self._set_meta_gradients(meta_gradients)
+        return self._batch_metrics(task_metrics)
+
+    # ---- plumbing shared by the variants and the training script (provided) ---------------------------------------
+
+    def _set_meta_gradients(self, per_task: list[dict[str, torch.Tensor]]) -> None:
+        """Write the mean over tasks of per-task meta-gradients into the .grad of the meta-parameters."""
+        for name, parameter in self._meta_parameters.items():
+            parameter.grad = torch.stack([gradients[name] for gradients in per_task]).mean(dim=0)
+
+    def _query_metrics(self, parameters, images_query, labels_query):
+        """(query loss, query accuracy) of `parameters`, detached: for variants whose loss is not differentiated."""
+        with torch.no_grad():
+            logits = self._forward(images_query, parameters)
+            return F.cross_entropy(logits, labels_query), util.score(logits, labels_query)
+
+    def _batch_metrics(self, task_metrics):
+        """_outer_step's metrics from per-task (support accuracies, query loss, query accuracy) tuples."""
+        support_accuracies, query_losses, query_accuracies = zip(*task_metrics)
+        return (
+            torch.stack([loss.detach() for loss in query_losses]).mean(),
+            util.stack_metric(list(support_accuracies), self.device).mean(dim=0),
+            util.stack_metric(list(query_accuracies), self.device).mean(),
+        )
+
+    def _meta_gradient_step(self, task_batch):
+        """Fill .grad of the trained tensors with the variant's meta-gradient of `task_batch`; return the metrics."""
+        if self._variant == "reptile":
+            return self._reptile_step(task_batch)
+        if self._variant == "imaml":
+            return self._imaml_step(task_batch)
+        outer_loss, accuracies_support, accuracy_query = self._outer_step(task_batch, train=True)
+        outer_loss.backward()
+        return outer_loss.detach(), accuracies_support, accuracy_query
+
+    def set_meta_parameters(self, parameters: dict[str, torch.Tensor], inner_lrs: dict | None = None) -> None:
+        """Copy given values into the meta-parameters (and inner learning rates), keeping the optimizer's tensors."""
+        with torch.no_grad():
+            for name, value in parameters.items():
+                target = self._meta_parameters[name]
+                if tuple(value.shape) != tuple(target.shape):
+                    raise ValueError(f"meta-parameter {name}: expected shape {tuple(target.shape)}, "
+                                     f"got {tuple(value.shape)}")
+                target.copy_(value)
+            for name, value in (inner_lrs or {}).items():
+                self._inner_lrs[name].copy_(torch.as_tensor(value))
+
+    def _metrics(self, loss, accuracies_support, accuracy_query) -> dict[str, torch.Tensor]:
+        return {
+            "loss": loss.detach(),
+            "accuracy/pre_adapt_support": accuracies_support[0],
+            "accuracy/post_adapt_support": accuracies_support[-1],
+            "accuracy/post_adapt_query": accuracy_query,
+        }
+
+    def train_step(self, task_batch) -> dict[str, torch.Tensor]:
+        self._optimizer.zero_grad(set_to_none=True)
+        metrics = self._metrics(*self._meta_gradient_step(task_batch))
+        self._optimizer.step()
+        return metrics
+
+    def evaluate(self, task_batch) -> dict[str, torch.Tensor]:
+        # No torch.no_grad(): the inner loop needs gradients, but train=False builds no second-order graph.
+        return self._metrics(*self._outer_step(task_batch, train=False))
+
+    def state_dict(self) -> dict:
+        return {
+            "meta_parameters": {name: value.detach() for name, value in self._meta_parameters.items()},
+            "inner_lrs": {name: value.detach() for name, value in self._inner_lrs.items()},
+            "optimizer": self._optimizer.state_dict(),
+        }
+
+    def load_state_dict(self, state: dict, with_optimizer: bool = True) -> None:
+        self.set_meta_parameters(state["meta_parameters"], state["inner_lrs"])
+        if with_optimizer:
+            self._optimizer.load_state_dict(state["optimizer"])
+
+    def describe(self) -> dict:
+        settings = {
+            "variant": self._variant,
+            "network": f"4 x (conv3x3-{self._num_hidden_channels} stride 2, batch norm, ReLU) -> mean -> linear",
+            "num_hidden_channels": self._num_hidden_channels,
+            "num_inner_steps": self._num_inner_steps,
+            "inner_lr": self._initial_inner_lr,
+            "learn_inner_lrs": self._learn_inner_lrs,
+            "outer_lr": self._outer_lr,
+            "inner_lrs": {name: float(value.detach()) for name, value in self._inner_lrs.items()},
+            "batch_norm": BATCH_NORM_MODE,
+        }
+        if self._variant == "imaml":
+            settings.update(imaml_lambda=self._imaml_lambda, imaml_cg_steps=self._imaml_cg_steps)
+        return settings
+
+
+def variant_of(args: argparse.Namespace) -> str:
+    chosen = [name for name in VARIANTS[1:] if getattr(args, name)]
+    return chosen[0] if chosen else "maml"
+
+
+def main(args: argparse.Namespace) -> dict:
+    device = util.prepare(args)
+    variant = variant_of(args)
+    if args.learn_inner_lrs and variant in ("reptile", "imaml"):
+        raise SystemExit(f"--learn_inner_lrs cannot be combined with --{variant} (no meta-gradient for the rates)")
+    settings = [f"inner_steps_{args.num_inner_steps}", f"inner_lr_{args.inner_lr}",
+                f"learn_inner_lrs_{args.learn_inner_lrs}", f"outer_lr_{args.outer_lr}",
+                f"channels_{args.num_hidden_channels}"]
+    if variant != "maml":
+        settings.insert(0, variant)
+    if variant == "imaml":
+        settings.insert(1, f"lambda_{args.imaml_lambda}.cg_{args.imaml_cg_steps}")
+    log_dir = args.log_dir or util.default_log_dir("maml", args, *settings)
+    print(f"log_dir: {log_dir}  device: {device}  variant: {variant}")
+    maml = MAML(args.num_way, args.num_inner_steps, args.inner_lr, args.learn_inner_lrs, args.outer_lr, log_dir,
+                device, args.num_hidden_channels, variant, args.imaml_lambda, args.imaml_cg_steps)
+    return util.run(maml, args, log_dir)
+
+
+def parse_arguments(argv=None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description="Train or test MAML (or a variant) on few-shot Omniglot.")
+    util.add_common_arguments(parser, batch_size=16, num_train_iterations=15000)
+    parser.add_argument("--num_inner_steps", type=int, default=1, help="number of inner-loop updates")
+    parser.add_argument("--inner_lr", type=float, default=0.4, help="inner-loop learning rate (initial value if "
+                        "learned)")
+    parser.add_argument("--learn_inner_lrs", default=False, action="store_true", help="learn the inner-loop "
+                        "learning rates, one per parameter tensor")
+    parser.add_argument("--outer_lr", "--learning_rate", dest="outer_lr", type=float, default=0.001,
+                        help="outer-loop (Adam) learning rate")
+    parser.add_argument("--num_hidden_channels", type=int, default=NUM_HIDDEN_CHANNELS,
+                        help="width of the convolutions (reduce for quick CPU runs)")
+    variants = parser.add_mutually_exclusive_group()
+    variants.add_argument("--first_order", action="store_true", help="first-order MAML (extra credit)")
+    variants.add_argument("--anil", action="store_true", help="adapt only the head in the inner loop (extra credit)")
+    variants.add_argument("--reptile", action="store_true", help="Reptile meta-gradient theta - phi (extra credit)")
+    variants.add_argument("--imaml", action="store_true", help="implicit MAML with a proximal inner problem and a "
+                          "conjugate-gradient meta-gradient (extra credit)")
+    parser.add_argument("--imaml_lambda", type=float, default=2.0, help="iMAML: proximal regularisation lambda")
+    parser.add_argument("--imaml_cg_steps", type=int, default=5, help="iMAML: conjugate-gradient iterations")
+    return parser.parse_args(argv)
+
+
+if __name__ == "__main__":
+    main(parse_arguments())

@@ -1,0 +1,156 @@
+"""Prototypical Networks (Snell et al., 2017) on few-shot Omniglot.
+
+Your task: implement `ProtoNet._step`. Everything else (network, training loop, logging, checkpoints, test) is
+provided. Train with `python hw2/protonet.py`, test with `python hw2/protonet.py --test` (see README.md).
+"""
+
+from __future__ import annotations
+
+import argparse
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+import util
+
+NUM_INPUT_CHANNELS = 1
+NUM_HIDDEN_CHANNELS = 64
+KERNEL_SIZE = 3
+NUM_CONV_LAYERS = 4
+BATCH_NORM_MODE = (
+    "transductive: every forward pass normalises with the statistics of its own batch (the support set and the "
+    "query set of a task are separate passes); no running averages are kept, in training and in evaluation alike"
+)
+
+
+class ProtoNetNetwork(nn.Module):
+    """Embedding network: 4 x (conv3x3-64, batch norm, ReLU, 2x2 max-pool) maps [B, 1, 28, 28] to [B, 64]."""
+
+    def __init__(self):
+        super().__init__()
+        layers = []
+        in_channels = NUM_INPUT_CHANNELS
+        for _ in range(NUM_CONV_LAYERS):
+            layers += [
+                nn.Conv2d(in_channels, NUM_HIDDEN_CHANNELS, KERNEL_SIZE, padding="same"),
+                # Batch statistics always (track_running_stats=False): the same function in train and eval mode.
+                nn.BatchNorm2d(NUM_HIDDEN_CHANNELS, track_running_stats=False),
+                nn.ReLU(),
+                nn.MaxPool2d(2),
+            ]
+            in_channels = NUM_HIDDEN_CHANNELS
+        layers.append(nn.Flatten())
+        self._layers = nn.Sequential(*layers)
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        """images [B, 1, 28, 28] -> embeddings [B, 64]."""
+        return self._layers(images)
+
+
+class ProtoNet:
+    """Trains and assesses a prototypical network."""
+
+    name = "protonet"
+    query_metric = "accuracy/query"
+
+    def __init__(self, learning_rate: float = 0.001, log_dir: str | None = None, device: str | torch.device = "cpu"):
+        self.device = torch.device(device)
+        self._network = ProtoNetNetwork().to(self.device)
+        self._optimizer = torch.optim.Adam(self._network.parameters(), lr=learning_rate)
+        self._learning_rate = learning_rate
+        self._log_dir = log_dir
+
+    def _step(self, task_batch):
+        """Computes ProtoNet mean loss (and accuracy) on a batch of tasks.
+
+        Args:
+            task_batch (list of tuples): tasks (images_support [N*S, 1, 28, 28], labels_support [N*S],
+                images_query [N*Q, 1, 28, 28], labels_query [N*Q]); labels are 0..N-1 and the examples of a class
+                are NOT contiguous.
+
+        Returns:
+            loss (Tensor): mean ProtoNet loss over the batch, scalar, differentiable w.r.t. the network
+            accuracy_support (Tensor or float): mean support accuracy over the batch
+            accuracy_query (Tensor or float): mean query accuracy over the batch
+        """
+        loss_batch = []
+        accuracy_support_batch = []
+        accuracy_query_batch = []
+        for task in task_batch:
+            images_support, labels_support, images_query, labels_query = (
+                tensor.to(self.device) for tensor in task
+            )
+            # TODO: compute the ProtoNet loss and accuracies of this task and append them to the three lists.
+            #   1. Embed the support and the query images with self._network (two calls, one per set; the batch
+            #      statistics of batch norm are then those of each set): [N*S, D] and [N*Q, D], D = 64.
+            #   2. Prototypes [N, D]: the mean embedding of the support examples of each class c = 0..N-1. Select
+            #      the examples of a class by their label (e.g. F.one_hot(labels_support) [N*S, N], then a matrix
+            #      product and a division by the class counts), never by position: the support set is shuffled.
+            #   3. Logits [examples, N]: the NEGATIVE SQUARED Euclidean distance from each embedding to each
+            #      prototype, -||e - p_c||^2 (do not take a square root).
+            #   4. Loss: F.cross_entropy of the query logits against labels_query. Accuracies: util.score(logits,
+            #      labels) for the support logits (support embeddings vs prototypes) and for the query logits.
+            ### BEGIN SOLUTION
+            embeddings_support = self._network(images_support)
+            embeddings_query = self._network(images_query)
+            membership = F.one_hot(labels_support).to(embeddings_support.dtype)  # [N*S, N]
+            prototypes = (membership.T @ embeddings_support) / membership.sum(dim=0).unsqueeze(1)  # [N, D]
+            # Explicit differences, not cdist: cdist's square root has an infinite gradient at distance zero.
+            logits_support = -(embeddings_support.unsqueeze(1) - prototypes.unsqueeze(0)).square().sum(dim=-1)
+            logits_query = -(embeddings_query.unsqueeze(1) - prototypes.unsqueeze(0)).square().sum(dim=-1)
+            loss_batch.append(F.cross_entropy(logits_query, labels_query))
+            accuracy_support_batch.append(util.score(logits_support, labels_support))
+            accuracy_query_batch.append(util.score(logits_query, labels_query))
+            ### END SOLUTION
+        loss = torch.stack(loss_batch).mean()
+        accuracy_support = util.stack_metric(accuracy_support_batch, self.device).mean()
+        accuracy_query = util.stack_metric(accuracy_query_batch, self.device).mean()
+        return loss, accuracy_support, accuracy_query
+
+    # ---- learner interface used by util.train / util.test -------------------------------------------------------
+
+    def train_step(self, task_batch) -> dict[str, torch.Tensor]:
+        self._network.train()
+        self._optimizer.zero_grad(set_to_none=True)
+        loss, accuracy_support, accuracy_query = self._step(task_batch)
+        loss.backward()
+        self._optimizer.step()
+        return {"loss": loss.detach(), "accuracy/support": accuracy_support, "accuracy/query": accuracy_query}
+
+    @torch.no_grad()
+    def evaluate(self, task_batch) -> dict[str, torch.Tensor]:
+        self._network.eval()
+        loss, accuracy_support, accuracy_query = self._step(task_batch)
+        return {"loss": loss, "accuracy/support": accuracy_support, "accuracy/query": accuracy_query}
+
+    def state_dict(self) -> dict:
+        return {"network": self._network.state_dict(), "optimizer": self._optimizer.state_dict()}
+
+    def load_state_dict(self, state: dict, with_optimizer: bool = True) -> None:
+        self._network.load_state_dict(state["network"])
+        if with_optimizer:
+            self._optimizer.load_state_dict(state["optimizer"])
+
+    def describe(self) -> dict:
+        return {"network": "4 x (conv3x3-64, batch norm, ReLU, max-pool 2) -> 64-d embedding",
+                "distance": "squared Euclidean", "batch_norm": BATCH_NORM_MODE, "learning_rate": self._learning_rate}
+
+
+def main(args: argparse.Namespace) -> dict:
+    device = util.prepare(args)
+    log_dir = args.log_dir or util.default_log_dir("protonet", args, f"lr_{args.learning_rate}")
+    print(f"log_dir: {log_dir}  device: {device}")
+    protonet = ProtoNet(args.learning_rate, log_dir, device)
+    return util.run(protonet, args, log_dir)
+
+
+def parse_arguments(argv=None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description="Train or test a prototypical network on few-shot Omniglot.")
+    util.add_common_arguments(parser, batch_size=16, num_train_iterations=5000)
+    parser.add_argument("--learning_rate", type=float, default=0.001, help="Adam learning rate")
+    return parser.parse_args(argv)
+
+
+if __name__ == "__main__":
+    main(parse_arguments())
