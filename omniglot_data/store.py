@@ -15,6 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from omniglot_data.errors import DataNotFoundError
+from omniglot_data.identify import DrawingIndex
 
 PACKAGE_DIR = Path(__file__).resolve().parent
 SPLIT_FILE = PACKAGE_DIR / "split.json"
@@ -60,6 +61,7 @@ class OmniglotStore:
     characters: list[str]  # "Alphabet/characterNN", row order
     drawings: np.ndarray  # str [characters, drawings], file stems "IIII_DD"
     _row_of: dict[str, int] = field(init=False, repr=False)
+    _drawing_index: DrawingIndex | None = field(init=False, repr=False, default=None)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "_row_of", {name: row for row, name in enumerate(self.characters)})
@@ -82,6 +84,12 @@ class OmniglotStore:
         """The 28x28 PNG of drawing `drawing_index` (0..19, row order of `drawings`) of character `name`."""
         stem = self.drawings[self.row(name), drawing_index]
         return self.root / PNG_TREE_NAME / name / f"{stem}.png"
+
+    def drawing_index(self) -> DrawingIndex:
+        """The index that finds which (row, drawing) of this store an image is (`DrawingIndex.find`), built once."""
+        if self._drawing_index is None:
+            object.__setattr__(self, "_drawing_index", DrawingIndex(self))
+        return self._drawing_index
 
 
 @functools.lru_cache(maxsize=None)

@@ -7,80 +7,27 @@ no collection error, while the tests of provided code pass.
 
 from __future__ import annotations
 
-import os
-import shutil
-import subprocess
-import sys
-import xml.etree.ElementTree as ElementTree
-from pathlib import Path
-
 import pytest
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
-REFERENCE_DIR = REPO_ROOT / "autograder" / "solutions" / "hw1"
+from public_tests import (REPO_ROOT, SOLUTIONS_DIR, assert_all_passed, assert_starter_fails_cleanly, base_name,
+                          needs_omniglot_data, require_release, run_public_tests)
+
+REFERENCE_DIR = SOLUTIONS_DIR / "hw1"
 STARTER_DIR = REPO_ROOT / "hw1"
 # Tests of code the starter provides: they pass before the student writes anything.
 PROVIDED_TESTS = {"test_provided_image_file_to_array_matches_the_store", "test_provided_help_lists_every_flag"}
-NOT_IMPLEMENTED_MESSAGE = "not implemented yet"
 
-pytestmark = pytest.mark.slow
-
-
-@pytest.fixture(scope="module", autouse=True)
-def omniglot_data_built():
-    from omniglot_data import DataNotFoundError, load_store
-
-    try:
-        load_store()
-    except DataNotFoundError as error:
-        pytest.skip(f"HW1's public tests need the Omniglot data: {error}")
-
-
-def run_public_tests(homework_dir: Path, tmp_path: Path) -> dict[str, tuple[str, str]]:
-    """Run the public tests of a copy of `homework_dir`; {test name: (outcome, message)} from the JUnit report."""
-    copy = tmp_path / "hw1"
-    shutil.copytree(homework_dir, copy, ignore=shutil.ignore_patterns("__pycache__", ".pytest_cache"))
-    report = tmp_path / "report.xml"
-    environment = {**os.environ, "OMP_NUM_THREADS": "1"}
-    environment.pop("PYTEST_ADDOPTS", None)
-    completed = subprocess.run(
-        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", f"--junitxml={report}", str(copy)],
-        cwd=tmp_path, env=environment, capture_output=True, text=True, timeout=600)
-    assert report.is_file(), f"pytest wrote no report (exit {completed.returncode}):\n{completed.stdout}\n{completed.stderr}"
-    outcomes = {}
-    for case in ElementTree.parse(report).getroot().iter("testcase"):
-        problem = next((child for child in case if child.tag in ("failure", "error", "skipped")), None)
-        outcome = "passed" if problem is None else problem.tag
-        message = "" if problem is None else (problem.get("message") or "") + "\n" + (problem.text or "")
-        outcomes[f"{case.get('classname')}::{case.get('name')}"] = (outcome, message)
-    assert outcomes, f"no test ran:\n{completed.stdout}\n{completed.stderr}"
-    return outcomes
-
-
-def base_name(test_id: str) -> str:
-    return test_id.rsplit("::", 1)[-1].split("[", 1)[0]
+pytestmark = [pytest.mark.slow, needs_omniglot_data("HW1's public tests need the Omniglot data")]
 
 
 def test_reference_passes_every_public_test(tmp_path):
     outcomes = run_public_tests(REFERENCE_DIR, tmp_path)
-    problems = {name: result for name, result in outcomes.items() if result[0] != "passed"}
-    assert not problems, "the reference fails public tests:\n" + "\n".join(
-        f"{name}: {outcome}: {message.strip()[:400]}" for name, (outcome, message) in problems.items())
+    assert_all_passed(outcomes)
     assert len(outcomes) >= 30, f"expected the full public test suite, only {len(outcomes)} tests ran"
 
 
 def test_starter_fails_each_todo_test_with_not_implemented(tmp_path):
-    if not (STARTER_DIR / "load_data.py").is_file():
-        pytest.fail(f"{STARTER_DIR} has no release: run `python -m autograder release --assignment hw1`")
+    require_release(STARTER_DIR, "load_data.py")
     outcomes = run_public_tests(STARTER_DIR, tmp_path)
-    errors = {name: message for name, (outcome, message) in outcomes.items() if outcome in ("error", "skipped")}
-    assert not errors, "the starter's public tests must fail cleanly, not error or skip:\n" + "\n".join(
-        f"{name}: {message.strip()[:400]}" for name, message in errors.items())
-    for name, (outcome, message) in outcomes.items():
-        if base_name(name) in PROVIDED_TESTS:
-            assert outcome == "passed", f"{name} tests provided code, so it must pass on the starter: {message[:400]}"
-        else:
-            assert outcome == "failure" and message.removeprefix("Failed: ").startswith(NOT_IMPLEMENTED_MESSAGE), (
-                f"{name} on the starter: expected a failure saying {NOT_IMPLEMENTED_MESSAGE!r}, got {outcome}: "
-                f"{message.strip()[:400]}")
+    assert_starter_fails_cleanly(outcomes, is_provided_code_test=PROVIDED_TESTS.__contains__)
     assert {base_name(name) for name in outcomes} >= PROVIDED_TESTS
