@@ -126,6 +126,43 @@ def _kill_leftover_workers(harness_pid: int) -> None:
         _kill_all_of_uid(UID_BASE + harness_pid)
 
 
+# Linux pids stay below 2**22, so worker uids of live or dead grading runs fall in [UID_BASE, UID_BASE + 2**22).
+_WORKER_UID_SPAN = 1 << 22
+
+
+def _process_uids() -> dict[int, int]:
+    """pid -> real uid of every live (non-zombie) process."""
+    uids = {}
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            status = Path(f"/proc/{entry}/status").read_text()
+        except OSError:
+            continue  # exited meanwhile
+        fields = dict(line.split(":", 1) for line in status.splitlines() if ":" in line)
+        if not fields.get("State", "").strip().startswith("Z"):
+            uids[int(entry)] = int(fields["Uid"].split()[0])
+    return uids
+
+
+def reap_orphaned_workers() -> list[int]:
+    """Kill sandboxes whose grading run is gone; return the worker uids that were reaped.
+
+    A worker's uid is UID_BASE + its harness's pid. bubblewrap's --die-with-parent has a window while it starts
+    in which the death of the harness (the grader SIGKILLed or OOM-killed at that instant) goes unnoticed, and the
+    sandbox would then run until its code ends. Every grading run starts by removing such orphans.
+    """
+    if os.geteuid() != 0:
+        return []
+    uids = _process_uids()
+    orphaned = {uid for uid in uids.values()
+                if UID_BASE <= uid < UID_BASE + _WORKER_UID_SPAN and (uid - UID_BASE) not in uids}
+    for uid in sorted(orphaned):
+        _kill_all_of_uid(uid)
+    return sorted(orphaned)
+
+
 def grade_submission(
     assignment: Assignment,
     submission: str | Path,
@@ -149,6 +186,7 @@ def grade_submission(
     assignment.profile(profile)
     cuda_index(device)
     targets = _selected_tests(assignment, select)
+    reap_orphaned_workers()
     mode = "insecure" if insecure_no_sandbox else "bwrap"
     data_dir = Path(data_dir).resolve() if data_dir is not None else default_data_dir()
     run_dir = Path(tempfile.mkdtemp(prefix=f"autograder-{assignment.name}-", dir=work_root))

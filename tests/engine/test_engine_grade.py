@@ -266,6 +266,47 @@ def _processes_mentioning(text: str) -> dict[int, str]:
     return found
 
 
+needs_root = pytest.mark.skipif(os.geteuid() != 0, reason="worker uids are only switched when grading as root")
+
+
+def _worker_pythons(uid: int) -> list[int]:
+    """Live worker interpreters (not bubblewrap's own processes) running as `uid`."""
+    pids = set(sandbox_processes(uid))
+    return [pid for pid in _processes_mentioning("_autograder_worker.py") if pid in pids]
+
+
+@needs_root
+def test_orphaned_sandboxes_are_reaped_by_the_next_run(tmp_path):
+    from autograder.grade import reap_orphaned_workers
+
+    uid = UID_BASE + _a_dead_pid()  # the uid of a worker whose grading run has ended
+    orphan = subprocess.Popen(["setpriv", f"--reuid={uid}", f"--regid={uid}", "--clear-groups", "--",
+                               "sleep", "300"], start_new_session=True)
+    try:
+        deadline = time.monotonic() + 10
+        while not sandbox_processes(uid):
+            assert time.monotonic() < deadline, "the stand-in orphan never started"
+            time.sleep(0.05)
+        live = subprocess.Popen(["setpriv", f"--reuid={UID_BASE + os.getpid()}", f"--regid={UID_BASE + os.getpid()}",
+                                 "--clear-groups", "--", "sleep", "300"], start_new_session=True)
+        try:
+            assert uid in reap_orphaned_workers()
+            orphan.wait(10)
+            assert live.poll() is None, "a worker whose grading run is alive must not be reaped"
+        finally:
+            live.kill()
+            live.wait()
+    finally:
+        orphan.kill()
+        orphan.wait()
+
+
+def _a_dead_pid() -> int:
+    process = subprocess.Popen(["true"])
+    process.wait()
+    return process.pid
+
+
 @pytest.mark.parametrize("how", [signal.SIGTERM, signal.SIGKILL], ids=["sigterm", "sigkill"])
 def test_stopping_the_grader_stops_harness_and_workers(tmp_path, how):
     submission = tmp_path / "submission"
@@ -282,10 +323,13 @@ def test_stopping_the_grader_stops_harness_and_workers(tmp_path, how):
                               env={**os.environ, "TMPDIR": str(runs)}, stdout=subprocess.DEVNULL)
     deadline = time.monotonic() + 60
     harness = []
-    while not harness or not sandbox_processes(UID_BASE + harness[0]):  # wait until the worker runs
+    # Wait until the student's code runs in the worker: a grader killed while bubblewrap is still starting can
+    # orphan the sandbox (see test_orphaned_sandboxes_are_reaped_by_the_next_run).
+    while not harness or not _worker_pythons(UID_BASE + harness[0]):
         assert time.monotonic() < deadline, "the sandboxed worker never started"
         harness = [pid for pid, cmd in _processes_mentioning(str(runs)).items() if "autograder.harness.plugin" in cmd]
         time.sleep(0.05)
+    time.sleep(0.5)
     grader.send_signal(how)
     grader.wait(30)
     deadline = time.monotonic() + 10
