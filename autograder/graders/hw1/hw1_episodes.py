@@ -1,0 +1,161 @@
+"""Harness side of the HW1 grader: which Omniglot drawing an image is, and trusted N-way K-shot episodes.
+
+Imported by the grader tests and by `metrics.py` (never shipped to the worker). Works on the packed store of
+`omniglot_data` in the same pixel convention as the homework: float32 ink, `store.images / 255`.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+
+import numpy as np
+
+from omniglot_data import load_store
+
+# An image counts as a drawing of the store when every pixel is within this of k/255 for an integer k (float32
+# spacing near 1 is 6e-8: a correct loader that divides or subtracts in another order is off by ~1e-7 at most).
+PIXEL_TOLERANCE = 1e-5
+
+
+def run_data_dir(config) -> str | None:
+    """The data folder the grading run gave the workers (so the harness reads the same store)."""
+    path = config.getoption("--autograder-config")
+    return json.loads(Path(path).read_text()).get("data_dir") if path else None
+
+
+@lru_cache(maxsize=4)
+def store_and_index(data_dir: str | None):
+    store = load_store(data_dir)
+    return store, DrawingIndex(store)
+
+
+class DrawingIndex:
+    """Identifies images as (character row, drawing index) of the store, tolerating float rounding.
+
+    The exact lookup is the store's own (`store.drawing_index()`, shared with the public tests); this adds the
+    grader's tolerance: an image counts as a drawing when each pixel is within PIXEL_TOLERANCE of some k/255, so a
+    correct loader that computes the ink in another order of float operations (`1 - (255 - p) / 255` in float32
+    is off by one ulp for 159 of the 256 levels) or returns float64 is judged on which drawing it loaded, and only
+    the type test cares about its dtype.
+
+    Identical drawings exist (Braille/character01 drawings 0192_03 and 0192_19 are byte-identical), so an image
+    identifies as the SET of all (row, drawing) pairs holding exactly its pixels; checks treat that set as
+    candidates and never fail a generator over a genuine duplicate.
+    """
+
+    def __init__(self, store):
+        self.store = store
+        self._exact = store.drawing_index()
+
+    def identify(self, image: np.ndarray) -> tuple[tuple[int, int], ...]:
+        """All (row, drawing) pairs whose pixels equal `image` (784 ink values); () when none does."""
+        scaled = np.asarray(image, dtype=np.float64).reshape(-1) * 255.0
+        if not np.all(np.isfinite(scaled)):
+            return ()
+        levels = np.rint(scaled)
+        if np.abs(scaled - levels).max() > PIXEL_TOLERANCE * 255.0 or levels.min() < 0 or levels.max() > 255:
+            return ()
+        return tuple(self._exact.find(levels.astype(np.float32) / np.float32(255)))
+
+    def same_pixels(self, row: int, drawing: int) -> int:
+        """How many drawings of character `row` hold exactly the pixels of drawing `drawing` (itself included)."""
+        image = self.store.images[row, drawing].reshape(-1).astype(np.float32) / np.float32(255)
+        return sum(1 for r, _ in self._exact.find(image) if r == row)
+
+
+def class_members(images: np.ndarray, labels: np.ndarray) -> list[np.ndarray]:
+    """Per class c of an episode whose labels are valid one-hot: its K support images (column c of rows 0..K-1)
+    and the query image labelled c, as [K+1, 784]."""
+    num_classes = labels.shape[-1]
+    query_classes = labels[-1].argmax(-1)
+    members = []
+    for c in range(num_classes):
+        (position,) = np.flatnonzero(query_classes == c)
+        members.append(np.concatenate([images[:-1, c], images[-1:, position]]))
+    return members
+
+
+@dataclass(frozen=True)
+class ClassIdentity:
+    """What the drawings of one class of an episode are."""
+
+    unknown: int  # images that are no drawing of the store
+    characters: frozenset[int]  # rows that hold every image of the class (usually exactly one)
+    distinct: bool  # the images can be distinct drawings of one of those characters
+
+
+def identify_class(index: DrawingIndex, drawings: np.ndarray) -> ClassIdentity:
+    candidates = [index.identify(image) for image in drawings]
+    unknown = sum(1 for c in candidates if not c)
+    if unknown:
+        return ClassIdentity(unknown, frozenset(), False)
+    rows = frozenset.intersection(*(frozenset(r for r, _ in c) for c in candidates))
+    distinct = False
+    for row in rows:
+        # Images with identical pixels are interchangeable: `count` copies need `count` drawings of that character
+        # holding those pixels.
+        keys: dict[bytes, tuple[int, int]] = {}
+        counts: dict[bytes, int] = {}
+        for image, found in zip(drawings, candidates):
+            pair = next(p for p in found if p[0] == row)
+            key = index.store.images[pair].reshape(-1).tobytes()
+            keys[key] = pair
+            counts[key] = counts.get(key, 0) + 1
+        if all(counts[key] <= index.same_pixels(*keys[key]) for key in counts):
+            distinct = True
+            break
+    return ClassIdentity(0, rows, distinct)
+
+
+def distinct_characters(classes: list[ClassIdentity]) -> bool:
+    """Whether the classes can be given pairwise different characters (a bipartite matching: with duplicate
+    drawings across characters a class may have several candidates)."""
+    owner: dict[int, int] = {}
+
+    def assign(c: int, seen: set[int]) -> bool:
+        for row in classes[c].characters:
+            if row in seen:
+                continue
+            seen.add(row)
+            if row not in owner or assign(owner[row], seen):
+                owner[row] = c
+                return True
+        return False
+
+    return all(assign(c, set()) for c in range(len(classes)))
+
+
+def draw_episodes(store, split: str, num_classes: int, samples_per_class: int, count: int,
+                  seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """`count` correct episodes of `split` from numpy's generator seeded with `seed` (trusted: harness code).
+
+    Returns float32 images [count, K+1, N, 784] and one-hot labels [count, K+1, N, N]: support rows in class
+    order, the query row in random order, N distinct characters and K+1 distinct drawings of each.
+    """
+    rng = np.random.default_rng(seed)
+    rows = store.rows(split)
+    num_drawings = store.images.shape[1]
+    side = store.images.shape[-1]
+    characters = np.stack([rng.choice(rows, size=num_classes, replace=False) for _ in range(count)])
+    drawings = np.argsort(rng.random((count, num_classes, num_drawings)), axis=-1)[..., :samples_per_class]
+    drawings = drawings.transpose(0, 2, 1)  # [count, K+1, N]
+    images = store.images[characters[:, np.newaxis, :], drawings].reshape(count, samples_per_class, num_classes,
+                                                                           side * side)
+    images = images.astype(np.float32) / np.float32(255)
+    labels = np.broadcast_to(np.eye(num_classes, dtype=np.float32),
+                             (count, samples_per_class, num_classes, num_classes)).copy()
+    order = np.argsort(rng.random((count, num_classes)), axis=-1)
+    episode = np.arange(count)[:, np.newaxis]
+    images[:, -1] = images[episode, -1, order]
+    labels[:, -1] = labels[episode, -1, order]
+    return images, labels
+
+
+def hide_query_labels(labels: np.ndarray) -> np.ndarray:
+    """A copy of `labels` whose query row is all zeros: what the learner may see at evaluation."""
+    hidden = labels.copy()
+    hidden[:, -1] = 0
+    return hidden
