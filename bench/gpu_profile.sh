@@ -1,0 +1,39 @@
+#!/usr/bin/env bash
+# The single GPU run: every reference model of both homeworks trained and tested in parallel on one GPU, within
+# about 5 minutes, then (time permitting) the benchmark scripts on the GPU. Results in $OUT:
+#   gpu_results.json  everything (machine, commands, steps, accuracies with 95% CI, errors, bench ratios)
+#   gpu_results.md    the table for docs/results.md
+#   logs.tar.gz       every job's log, results.json, learning curves and TensorBoard events (no checkpoints)
+#
+#   OUT=/some/folder bash bench/gpu_profile.sh            # on the GPU machine
+#   OUT=/tmp/smoke bash bench/gpu_profile.sh --smoke      # on any machine: CPU, a few steps per job
+#
+# Extra arguments go to bench/gpu_profile.py (see --help there). PYTHON picks the interpreter (default: python3,
+# or the kit's .venv when python3 lacks torch). GPU_PROFILE_SECONDS (default 280) bounds the whole run.
+set -uo pipefail
+
+root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+cd "$root"
+: "${OUT:?set OUT to the folder that receives gpu_results.json, gpu_results.md and logs.tar.gz}"
+mkdir -p "$OUT"
+export PYTHONPATH="$root${PYTHONPATH:+:$PYTHONPATH}"
+
+python=${PYTHON:-python3}
+if ! "$python" -c 'import torch' 2>/dev/null && [ -x "$root/.venv/bin/python" ]; then
+    python="$root/.venv/bin/python"
+fi
+if [ ! -f data/omniglot28.npz ] || [ ! -f data/omniglot28.json ]; then
+    echo "gpu_profile: data/omniglot28.npz and data/omniglot28.json are required (bash data_download.sh builds them)" >&2
+    exit 2
+fi
+
+seconds=${GPU_PROFILE_SECONDS:-280}
+# The Python driver stops every job itself; this outer bound only catches the driver hanging.
+timeout --kill-after=5 $((seconds + 15)) "$python" bench/gpu_profile.py --python "$python" \
+    --total-seconds "$seconds" --out "$OUT" "$@"
+status=$?
+if [ ! -f "$OUT/gpu_results.json" ]; then
+    echo "gpu_profile: the driver ended (exit $status) before writing results" >&2
+    echo "{\"error\": \"driver exited with $status before writing results\"}" >"$OUT/gpu_results.json"
+fi
+exit $status
