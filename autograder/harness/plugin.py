@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import json
 import os
+import tempfile
 import time
 from pathlib import Path
 
@@ -34,7 +35,9 @@ MARKERS = (
     "extra_credit: the points are extra credit (max_score 0, score added on top)",
     "visibility(v): 'visible' (default), 'hidden' or 'after_due_date'",
     "timeout(seconds): wall-clock limit for each student.run call in this test",
+    "data_splits(*splits): the workers of this test see only these Omniglot splits (e.g. 'train', 'val')",
 )
+DATA_SPLITS = ("train", "val", "test")
 
 _CONFIG = pytest.StashKey[dict]()
 _RECORD = pytest.StashKey[dict]()
@@ -136,8 +139,36 @@ def pytest_collection_modifyitems(session, config, items):
     _emit(config, {"event": "collected", "tests": entries})
 
 
-def _spec(config, side: str) -> WorkerSpec:
-    run = config.stash[_CONFIG]
+def _data_dir(request) -> Path | None:
+    """The Omniglot folder this test's workers see: all of it, or only the splits its data_splits marker names.
+
+    A worker that trains must not hold the test characters: the accuracy tests send it test-split episodes, and
+    with the whole dataset at hand it could look up each query's character instead of learning. Both sides see the
+    same subset, so that the probes behave alike.
+    """
+    run = request.config.stash[_CONFIG]
+    if not run.get("data_dir"):
+        return None
+    full = Path(run["data_dir"])
+    marker = request.node.get_closest_marker("data_splits")
+    if marker is None:
+        return full
+    splits = tuple(marker.args)
+    if not splits or any(split not in DATA_SPLITS for split in splits):
+        raise GraderError(f"data_splits{splits}: expected one or more of {DATA_SPLITS}")
+    subset = Path(run["scratch_dir"]) / ("data-" + "-".join(sorted(set(splits))))
+    if not subset.is_dir():  # written once per grading run, then shared by the tests that ask for it
+        from omniglot_data import load_store
+
+        staging = Path(tempfile.mkdtemp(prefix=".data-", dir=run["scratch_dir"]))
+        load_store(full).write_subset(splits, staging).chmod(0o644)
+        staging.chmod(0o755)  # the sandbox uid reads it
+        staging.rename(subset)
+    return subset
+
+
+def _spec(request, side: str) -> WorkerSpec:
+    run = request.config.stash[_CONFIG]
     assignment: Assignment = run["assignment"]
     return WorkerSpec(
         files_dir=Path(run[f"{side}_files_dir"]),
@@ -146,7 +177,7 @@ def _spec(config, side: str) -> WorkerSpec:
         device=run["device"],
         limits=assignment.limits,
         scratch_dir=Path(run["scratch_dir"]),
-        data_dir=Path(run["data_dir"]) if run.get("data_dir") else None,
+        data_dir=_data_dir(request),
     )
 
 
@@ -157,7 +188,7 @@ def _runner(request, side: str) -> ProbeRunner:
     log = OutputLog(limits.output_kb * 1024)
     if side == "student":
         record["log"] = log
-    return ProbeRunner(_spec(request.config, side), timeout, log, side)
+    return ProbeRunner(_spec(request, side), timeout, log, side)
 
 
 @pytest.fixture

@@ -23,6 +23,7 @@ GRADERS_DIR = Path(__file__).resolve().parent
 
 @pytest.mark.points(20)
 @pytest.mark.timeout(900)
+@pytest.mark.data_splits("train", "val")  # the trained code never holds the test characters
 def test_mann_accuracy(student, profile, partial_credit, request):
     """MANN trained by your code reaches the calibrated query accuracy on secret test-split episodes"""
     try:

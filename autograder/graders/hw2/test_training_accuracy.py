@@ -1,0 +1,63 @@
+"""HW2 accuracy, measured by the grader: the submission trains in the worker, the harness holds the test tasks.
+
+The bars come from `calibration.json` (written by `python -m autograder calibrate hw2 --profile P`): full credit
+from the threshold (the reference's worst calibration seed minus a margin), linear partial credit down to the floor
+(the same model untrained), nothing at or below it. The evaluation tasks are drawn with a fresh secret seed on
+every run, so nothing about them can be learnt in advance.
+
+PYTEST_DONT_REWRITE: the feedback shows each assertion's own message, without pytest's expression dump.
+"""
+
+import secrets
+from pathlib import Path
+
+import pytest
+
+from autograder.calibration import CalibrationError, load_bar
+from autograder.harness import GraderError, StudentError
+from metrics import GRADING_TRAIN_SEED, maml_accuracy, protonet_accuracy, run_data_dir
+
+GRADERS_DIR = Path(__file__).resolve().parent
+
+
+def grade_accuracy(metric, measure, settings, student, profile, partial_credit, request):
+    try:
+        bar = load_bar(GRADERS_DIR, metric, profile.name, budget=dict(profile))
+    except CalibrationError as error:
+        raise GraderError(str(error)) from None
+    accuracy = measure(student, profile, profile.device, train_seed=GRADING_TRAIN_SEED,
+                       eval_seed=secrets.randbits(63), data_dir=run_data_dir(request.config))
+    summary = (f"query accuracy {accuracy:.3f} on {profile['eval_tasks']} secret {profile['num_way']}-way "
+               f"{profile['num_support']}-shot test-split tasks ({profile['eval_num_query']} queries per class), "
+               f"after {settings}; {bar.describe()}")
+    try:
+        student.run("say", text=summary)
+    except StudentError:
+        pass  # only the explanation is lost, not the score
+    credit = bar.credit(accuracy)
+    assert credit > 0, summary
+    partial_credit(credit)
+
+
+@pytest.mark.points(10)
+@pytest.mark.timeout(1500)
+@pytest.mark.data_splits("train", "val")  # the trained code never holds the test characters
+def test_protonet_accuracy(student, profile, partial_credit, request):
+    """ProtoNet trained by your code reaches the calibrated query accuracy on secret test-split tasks"""
+    settings = (f"{profile['protonet_steps']} training steps of your ProtoNet.train_step (batch "
+                f"{profile['protonet_batch_size']} tasks, {profile['train_num_query']} queries per class, Adam lr "
+                f"{profile['protonet_learning_rate']}); predictions from the nearest prototype of your trained "
+                "network's embeddings")
+    grade_accuracy("protonet_accuracy", protonet_accuracy, settings, student, profile, partial_credit, request)
+
+
+@pytest.mark.points(10)
+@pytest.mark.timeout(1500)
+@pytest.mark.data_splits("train", "val")  # the trained code never holds the test characters
+def test_maml_accuracy(student, profile, partial_credit, request):
+    """MAML trained by your code reaches the calibrated query accuracy on secret test-split tasks"""
+    settings = (f"{profile['maml_steps']} training steps of your MAML.train_step (batch {profile['maml_batch_size']} "
+                f"tasks, {profile['maml_hidden_channels']} channels, {profile['maml_inner_steps']} inner step(s) of "
+                f"lr {profile['maml_inner_lr']}, outer Adam lr {profile['maml_outer_lr']}); predictions of the "
+                "parameters your _inner_loop adapts to each support set (train=False)")
+    grade_accuracy("maml_accuracy", maml_accuracy, settings, student, profile, partial_credit, request)
