@@ -1,0 +1,119 @@
+"""Accuracy the HW2 grader measures itself (test_training_accuracy.py and `python -m autograder calibrate hw2`).
+
+The submission's own code trains in the worker from a seed the harness gives (ProtoNet: its train_step, hence its
+_step; MAML: its train_step, hence its _outer_step and _inner_loop), under the profile's budget. Then the harness
+draws evaluation tasks from the TEST split with the provided episode sampler and a seed the worker never sees, and
+sends the support images with their labels and the query images WITHOUT their labels:
+
+- ProtoNet: the worker returns the trained network's embeddings of each set; prototypes, distances and predictions
+  are computed here, so the score depends on the learnt embedding only;
+- MAML: the worker adapts to each support set with the submission's _inner_loop (train=False) and returns the
+  query logits of the adapted parameters.
+
+The harness scores the predictions against the query labels it kept.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+from functools import lru_cache
+
+import torch
+
+from autograder import SOLUTIONS_DIR
+from autograder.harness import run_data_dir  # noqa: F401 (the grader tests import it from here)
+
+GRADING_TRAIN_SEED = 0  # calibration measures seeds 1..S, so the reference's own grade is an out-of-sample check
+CALL_TIMEOUT = 1800  # seconds per probe call when calibrating (grading uses the test's timeout marker)
+EVAL_CHUNK = 100  # tasks per evaluation call: keeps each request and reply small
+
+
+class BadPredictions(AssertionError):
+    """The model's output cannot be scored (wrong shape, not finite); the message is what the feedback shows."""
+
+
+@lru_cache(maxsize=1)
+def _provided_omniglot():
+    """The provided omniglot.py (trusted, instructor-written): the harness draws tasks with the students' sampler."""
+    path = SOLUTIONS_DIR / "hw2" / "omniglot.py"
+    spec = importlib.util.spec_from_file_location("_hw2_grader_omniglot", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def evaluation_tasks(budget, seed: int, data_dir: str | None) -> dict[str, torch.Tensor]:
+    """`budget["eval_tasks"]` test-split tasks, stacked: images_support [T, N*S, 1, 28, 28], labels_support, ..."""
+    omniglot = _provided_omniglot()
+    loader = omniglot.get_omniglot_dataloader(
+        "test", int(budget["eval_tasks"]), int(budget["num_way"]), int(budget["num_support"]),
+        int(budget["eval_num_query"]), int(budget["eval_tasks"]), seed=seed, data_dir=data_dir)
+    tasks = next(iter(loader))
+    keys = ("images_support", "labels_support", "images_query", "labels_query")
+    return {key: torch.stack([task[i] for task in tasks]) for i, key in enumerate(keys)}
+
+
+def prototype_logits(support: torch.Tensor, labels_support: torch.Tensor, query: torch.Tensor) -> torch.Tensor:
+    """Negative squared distances [T, N*Q, N] of query embeddings to the class means of the support embeddings."""
+    support, query = support.double(), query.double()
+    membership = torch.nn.functional.one_hot(labels_support).double()  # [T, N*S, N]
+    prototypes = membership.transpose(1, 2) @ support / membership.sum(dim=1).unsqueeze(-1)  # [T, N, D]
+    return -(query.unsqueeze(2) - prototypes.unsqueeze(1)).square().sum(-1)
+
+
+def _check(value, expected_shape: tuple, what: str) -> torch.Tensor:
+    if not isinstance(value, torch.Tensor) or tuple(value.shape) != expected_shape:
+        shape = tuple(value.shape) if isinstance(value, torch.Tensor) else type(value).__name__
+        raise BadPredictions(f"{what}: got {shape} for a chunk of evaluation tasks, expected {expected_shape}")
+    if not bool(torch.isfinite(value).all()):
+        raise BadPredictions(f"{what} contain NaN or infinity after training")
+    return value
+
+
+def _chunks(tasks: dict):
+    count = tasks["labels_support"].shape[0]
+    for start in range(0, count, EVAL_CHUNK):
+        yield {key: value[start:start + EVAL_CHUNK] for key, value in tasks.items()}
+
+
+def protonet_accuracy(runner, budget, device, *, train_seed, eval_seed, train=True, data_dir=None) -> float:
+    """Query accuracy of the ProtoNet embedding trained under `budget`, on `budget["eval_tasks"]` test-split tasks."""
+    runner.run("protonet_train", seed=train_seed, steps=int(budget["protonet_steps"]) if train else 0,
+               batch_size=int(budget["protonet_batch_size"]), num_way=int(budget["num_way"]),
+               num_support=int(budget["num_support"]), num_query=int(budget["train_num_query"]),
+               learning_rate=float(budget["protonet_learning_rate"]), device=device)
+    correct, total = 0, 0
+    for chunk in _chunks(evaluation_tasks(budget, eval_seed, data_dir)):
+        got = runner.run("protonet_embed", images_support=chunk["images_support"], images_query=chunk["images_query"])
+        count, support_rows = chunk["labels_support"].shape
+        query_rows = chunk["images_query"].shape[1]
+        support = got.get("support")
+        dim = support.shape[-1] if isinstance(support, torch.Tensor) and support.dim() == 3 else -1
+        support = _check(support, (count, support_rows, dim), "the support embeddings")
+        query = _check(got.get("query"), (count, query_rows, dim), "the query embeddings")
+        logits = prototype_logits(support, chunk["labels_support"], query)
+        correct += int((logits.argmax(-1) == chunk["labels_query"]).sum())
+        total += chunk["labels_query"].numel()
+    return correct / total
+
+
+def maml_accuracy(runner, budget, device, *, train_seed, eval_seed, train=True, data_dir=None) -> float:
+    """Query accuracy of MAML trained under `budget` and adapted by its own inner loop, on test-split tasks."""
+    config = dict(num_inner_steps=int(budget["maml_inner_steps"]), inner_lr=float(budget["maml_inner_lr"]),
+                  learn_inner_lrs=False, outer_lr=float(budget["maml_outer_lr"]),
+                  num_hidden_channels=int(budget["maml_hidden_channels"]), variant="maml")
+    num_way = int(budget["num_way"])
+    runner.run("maml_train", seed=train_seed, steps=int(budget["maml_steps"]) if train else 0,
+               batch_size=int(budget["maml_batch_size"]), num_way=num_way, num_support=int(budget["num_support"]),
+               num_query=int(budget["train_num_query"]), config=config, device=device)
+    correct, total = 0, 0
+    for chunk in _chunks(evaluation_tasks(budget, eval_seed, data_dir)):
+        got = runner.run("maml_query_logits", images_support=chunk["images_support"],
+                         labels_support=chunk["labels_support"], images_query=chunk["images_query"])
+        logits = _check(got.get("logits"), (*chunk["labels_query"].shape, num_way), "the adapted query logits")
+        correct += int((logits.argmax(-1) == chunk["labels_query"]).sum())
+        total += chunk["labels_query"].numel()
+    return correct / total
+
+
+METRICS = {"protonet_accuracy": protonet_accuracy, "maml_accuracy": maml_accuracy}
