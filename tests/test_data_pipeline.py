@@ -25,6 +25,12 @@ from omniglot_data.store import CACHE_NAME, MANIFEST_NAME, PNG_TREE_NAME, load_s
 
 from omniglot_fixtures import archive_entries, drawing_png, expected_for, make_mirror, write_zip
 
+
+@pytest.fixture(autouse=True)
+def no_mirror_from_the_environment(monkeypatch):
+    """CI exports OMNIGLOT_MIRROR for the real build; these tests choose their own source."""
+    monkeypatch.delenv("OMNIGLOT_MIRROR", raising=False)
+
 EXPECTED = expected_for()
 CHARACTERS = EXPECTED.characters
 
