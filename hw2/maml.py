@@ -296,7 +296,10 @@ class MAML:
         #   gradients, leaves, grad_outputs=p, retain_graph=True). Treat the dict of tensors as one vector (inner
         #   products sum over all tensors). Conjugate gradient for A v = g with A p = p + H p / lambda:
         #   v = 0, r = g, p = r; repeat: alpha = <r, r> / <p, A p>, v += alpha p, r -= alpha A p,
-        #   beta = <r_new, r_new> / <r, r>, p = r + beta p. Return {name: v} detached; avoid .item() (no host syncs).
+        #   beta = <r_new, r_new> / <r, r>, p = r + beta p. Truncated CG: A is not positive definite when the
+        #   support loss is non-convex, so stop for good (keep v) as soon as <p, A p> <= eps <p, p> (eps the dtype's
+        #   machine epsilon); if that happens on the first iteration return v = g (the first-order direction).
+        #   Return {name: v} detached; avoid .item() (no host syncs: mask the updates with torch.where instead).
         raise NotImplementedError("TODO: implement MAML._implicit_meta_gradient")
 
     def _imaml_step(self, task_batch):

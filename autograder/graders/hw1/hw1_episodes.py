@@ -6,10 +6,8 @@ Imported by the grader tests and by `metrics.py` (never shipped to the worker). 
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from functools import lru_cache
-from pathlib import Path
 
 import numpy as np
 
@@ -18,12 +16,6 @@ from omniglot_data import load_store
 # An image counts as a drawing of the store when every pixel is within this of k/255 for an integer k (float32
 # spacing near 1 is 6e-8: a correct loader that divides or subtracts in another order is off by ~1e-7 at most).
 PIXEL_TOLERANCE = 1e-5
-
-
-def run_data_dir(config) -> str | None:
-    """The data folder the grading run gave the workers (so the harness reads the same store)."""
-    path = config.getoption("--autograder-config")
-    return json.loads(Path(path).read_text()).get("data_dir") if path else None
 
 
 @lru_cache(maxsize=4)

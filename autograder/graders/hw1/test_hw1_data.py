@@ -13,8 +13,9 @@ import math
 import numpy as np
 import pytest
 
+from autograder.harness import run_data_dir
 from hw1_call_cache import cached_run
-from hw1_episodes import class_members, distinct_characters, identify_class, run_data_dir, store_and_index
+from hw1_episodes import class_members, distinct_characters, identify_class, store_and_index
 
 IMAGE_SIZE = 784
 SPLITS = ("train", "val", "test")

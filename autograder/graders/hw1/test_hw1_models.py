@@ -13,7 +13,8 @@ import pytest
 import torch
 
 from hw1_call_cache import cached_run
-from hw1_episodes import draw_episodes, run_data_dir, store_and_index
+from autograder.harness import run_data_dir
+from hw1_episodes import draw_episodes, store_and_index
 
 RTOL, ATOL = 1e-5, 1e-6
 MANN_CASE = {"num_classes": 3, "samples_per_class": 3, "hidden_dim": 16}  # 3-way 2-shot, small memory

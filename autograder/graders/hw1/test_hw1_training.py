@@ -15,7 +15,7 @@ import pytest
 
 from autograder.calibration import CalibrationError, load_bar
 from autograder.harness import GraderError, StudentError
-from hw1_episodes import run_data_dir
+from autograder.harness import run_data_dir
 from metrics import GRADING_TRAIN_SEED, mann_accuracy
 
 GRADERS_DIR = Path(__file__).resolve().parent

@@ -21,7 +21,6 @@ from functools import lru_cache
 import torch
 
 from autograder import SOLUTIONS_DIR
-from autograder.harness import run_data_dir  # noqa: F401 (the grader tests import it from here)
 
 GRADING_TRAIN_SEED = 0  # calibration measures seeds 1..S, so the reference's own grade is an out-of-sample check
 CALL_TIMEOUT = 1800  # seconds per probe call when calibrating (grading uses the test's timeout marker)

@@ -15,7 +15,8 @@ import pytest
 
 from autograder.calibration import CalibrationError, load_bar
 from autograder.harness import GraderError, StudentError
-from metrics import GRADING_TRAIN_SEED, maml_accuracy, protonet_accuracy, run_data_dir
+from autograder.harness import run_data_dir
+from metrics import GRADING_TRAIN_SEED, maml_accuracy, protonet_accuracy
 
 GRADERS_DIR = Path(__file__).resolve().parent
 

@@ -342,7 +342,10 @@ class MAML:
         #   gradients, leaves, grad_outputs=p, retain_graph=True). Treat the dict of tensors as one vector (inner
         #   products sum over all tensors). Conjugate gradient for A v = g with A p = p + H p / lambda:
         #   v = 0, r = g, p = r; repeat: alpha = <r, r> / <p, A p>, v += alpha p, r -= alpha A p,
-        #   beta = <r_new, r_new> / <r, r>, p = r + beta p. Return {name: v} detached; avoid .item() (no host syncs).
+        #   beta = <r_new, r_new> / <r, r>, p = r + beta p. Truncated CG: A is not positive definite when the
+        #   support loss is non-convex, so stop for good (keep v) as soon as <p, A p> <= eps <p, p> (eps the dtype's
+        #   machine epsilon); if that happens on the first iteration return v = g (the first-order direction).
+        #   Return {name: v} detached; avoid .item() (no host syncs: mask the updates with torch.where instead).
         ### BEGIN SOLUTION
         leaves = [adapted[name].detach().requires_grad_() for name in names]
         loss = F.cross_entropy(self._forward(images_support, dict(zip(names, leaves))), labels_support)
@@ -355,19 +358,35 @@ class MAML:
         def inner(first, second):
             return sum((a * b).sum() for a, b in zip(first, second))
 
+        right_hand_side = [query_gradients[name].detach() for name in names]
         solution = [torch.zeros_like(leaf) for leaf in leaves]
-        residual = [query_gradients[name].detach() for name in names]
+        residual = list(right_hand_side)
         direction = list(residual)
         residual_norm = inner(residual, residual)
-        tiny = torch.finfo(residual_norm.dtype).tiny  # an exact solution gives 0/0; keep the iterate instead
+        epsilon = torch.finfo(residual_norm.dtype).eps
+        # Truncated CG: with a non-convex support loss, I + H / lambda need not be positive definite, and a
+        # non-positive (or negligible) curvature <p, A p> would send alpha to +-infinity. Stop for good at the first
+        # such direction, keeping the current iterate; the flag masks the updates so that no host sync is needed.
+        # An exact solution (r = 0, hence p = 0) stops the same way.
+        iterating = torch.ones((), dtype=torch.bool, device=residual_norm.device)
+        first_curvature_positive = None
         for _ in range(self._imaml_cg_steps):
             system_direction = apply_system(direction)
-            alpha = residual_norm / inner(direction, system_direction).clamp_min(tiny)
+            curvature = inner(direction, system_direction)
+            iterating = iterating & (curvature > epsilon * inner(direction, direction))
+            if first_curvature_positive is None:
+                first_curvature_positive = iterating
+            zero = torch.zeros_like(curvature)
+            alpha = torch.where(iterating, residual_norm / curvature, zero)
             solution = [x + alpha * p for x, p in zip(solution, direction)]
             residual = [r - alpha * q for r, q in zip(residual, system_direction)]
             new_norm = inner(residual, residual)
-            direction = [r + (new_norm / residual_norm.clamp_min(tiny)) * p for r, p in zip(residual, direction)]
+            beta = torch.where(iterating, new_norm / residual_norm, zero)
+            direction = [r + beta * p for r, p in zip(residual, direction)]
             residual_norm = new_norm
+        # Stopped on the first iteration: v is still 0, so fall back to v = g, the first-order (FOMAML-like)
+        # meta-gradient, which is the CG solution when H / lambda is negligible.
+        solution = [torch.where(first_curvature_positive, x, g) for x, g in zip(solution, right_hand_side)]
         return {name: value.detach() for name, value in zip(names, solution)}
         ### END SOLUTION
 
