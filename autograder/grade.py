@@ -130,7 +130,7 @@ def _kill_leftover_workers(harness_pid: int) -> None:
 _WORKER_UID_SPAN = 1 << 22
 
 
-def _process_uids() -> dict[int, int]:
+def live_process_uids() -> dict[int, int]:
     """pid -> real uid of every live (non-zombie) process."""
     uids = {}
     for entry in os.listdir("/proc"):
@@ -155,7 +155,7 @@ def reap_orphaned_workers() -> list[int]:
     """
     if os.geteuid() != 0:
         return []
-    uids = _process_uids()
+    uids = live_process_uids()
     orphaned = {uid for uid in uids.values()
                 if UID_BASE <= uid < UID_BASE + _WORKER_UID_SPAN and (uid - UID_BASE) not in uids}
     for uid in sorted(orphaned):

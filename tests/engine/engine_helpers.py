@@ -1,7 +1,8 @@
 """Helpers shared by the engine's self-tests (a uniquely named module: tests/ has other conftest files)."""
 
-import os
 from pathlib import Path
+
+from autograder.grade import live_process_uids
 
 FIXTURES = Path(__file__).resolve().parent.parent / "fixtures" / "engine"
 TOY = FIXTURES / "toy"
@@ -11,18 +12,7 @@ ATTACKS = FIXTURES / "attacks"
 
 def sandbox_processes(uid: int) -> list[int]:
     """Pids of live (not zombie: those are dead, awaiting their reaper) processes whose real uid is `uid`."""
-    pids = []
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
-        try:
-            status = Path(f"/proc/{entry}/status").read_text()
-        except OSError:
-            continue
-        fields = dict(line.split(":", 1) for line in status.splitlines() if ":" in line)
-        if int(fields["Uid"].split()[0]) == uid and not fields["State"].strip().startswith("Z"):
-            pids.append(int(entry))
-    return pids
+    return [pid for pid, owner in live_process_uids().items() if owner == uid]
 
 
 def by_name(results: dict) -> dict:
