@@ -172,3 +172,36 @@ def write_profile(graders_dir: str | os.PathLike, assignment: str, profile: str,
 def pending_entry(assignment: str, profile: str, seeds: int = 3) -> dict:
     """What a profile nobody could measure yet holds: the exact command that measures it."""
     return {"status": "pending", "command": calibrate_command(assignment, profile, seeds)}
+
+
+# Calibration measures seeds 1..S, so the reference's own grade (seed 0) is an out-of-sample check of its bar.
+GRADING_TRAIN_SEED = 0
+
+
+def grade_measured_accuracy(graders_dir, metric: str, measure, describe: str, *, student, profile, partial_credit,
+                            request) -> None:
+    """The body of an accuracy test: train and score the student's code, then award credit on the calibrated bar.
+
+    `measure(student, profile, device, train_seed=, eval_seed=, data_dir=) -> float` trains the submission in its
+    worker and scores it on episodes drawn with a fresh secret seed; `describe` says what was measured ("1000 secret
+    2-way 1-shot test-split episodes, after ..."). The student is told the accuracy and the bar; a missing, pending
+    or stale bar is the grader's error, never the student's.
+    """
+    import secrets
+
+    from autograder.harness import GraderError, StudentError, run_data_dir
+
+    try:
+        bar = load_bar(graders_dir, metric, profile.name, budget=dict(profile))
+    except CalibrationError as error:
+        raise GraderError(str(error)) from None
+    accuracy = measure(student, profile, profile.device, train_seed=GRADING_TRAIN_SEED,
+                       eval_seed=secrets.randbits(63), data_dir=run_data_dir(request.config))
+    summary = f"query accuracy {accuracy:.3f} on {describe}; {bar.describe()}"
+    try:
+        student.run("say", text=summary)
+    except StudentError:
+        pass  # only the explanation is lost, not the score
+    credit = bar.credit(accuracy)
+    assert credit > 0, summary
+    partial_credit(credit)

@@ -22,7 +22,6 @@ import torch
 
 from autograder import SOLUTIONS_DIR
 
-GRADING_TRAIN_SEED = 0  # calibration measures seeds 1..S, so the reference's own grade is an out-of-sample check
 CALL_TIMEOUT = 1800  # seconds per probe call when calibrating (grading uses the test's timeout marker)
 EVAL_CHUNK = 100  # tasks per evaluation call: keeps each request and reply small
 

@@ -8,36 +8,21 @@ every run, so nothing about them can be learnt in advance.
 PYTEST_DONT_REWRITE: the feedback shows each assertion's own message, without pytest's expression dump.
 """
 
-import secrets
 from pathlib import Path
 
 import pytest
 
-from autograder.calibration import CalibrationError, load_bar
-from autograder.harness import GraderError, StudentError
-from autograder.harness import run_data_dir
-from metrics import GRADING_TRAIN_SEED, maml_accuracy, protonet_accuracy
+from autograder.calibration import grade_measured_accuracy
+from metrics import maml_accuracy, protonet_accuracy
 
 GRADERS_DIR = Path(__file__).resolve().parent
 
 
 def grade_accuracy(metric, measure, settings, student, profile, partial_credit, request):
-    try:
-        bar = load_bar(GRADERS_DIR, metric, profile.name, budget=dict(profile))
-    except CalibrationError as error:
-        raise GraderError(str(error)) from None
-    accuracy = measure(student, profile, profile.device, train_seed=GRADING_TRAIN_SEED,
-                       eval_seed=secrets.randbits(63), data_dir=run_data_dir(request.config))
-    summary = (f"query accuracy {accuracy:.3f} on {profile['eval_tasks']} secret {profile['num_way']}-way "
-               f"{profile['num_support']}-shot test-split tasks ({profile['eval_num_query']} queries per class), "
-               f"after {settings}; {bar.describe()}")
-    try:
-        student.run("say", text=summary)
-    except StudentError:
-        pass  # only the explanation is lost, not the score
-    credit = bar.credit(accuracy)
-    assert credit > 0, summary
-    partial_credit(credit)
+    describe = (f"{profile['eval_tasks']} secret {profile['num_way']}-way {profile['num_support']}-shot test-split "
+                f"tasks ({profile['eval_num_query']} queries per class), after {settings}")
+    grade_measured_accuracy(GRADERS_DIR, metric, measure, describe, student=student, profile=profile,
+                            partial_credit=partial_credit, request=request)
 
 
 @pytest.mark.points(10)
