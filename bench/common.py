@@ -70,11 +70,10 @@ def machine_header(device: str | None = None) -> str:
 
 
 def resolve_device(name: str) -> str:
-    import torch
+    """The training scripts' own `--device` check (omniglot_data.experiment), as the string torch accepts."""
+    from omniglot_data.experiment import resolve_device as resolve
 
-    if name.startswith("cuda") and not torch.cuda.is_available():
-        raise SystemExit(f"--device {name}: CUDA is not available on this machine (use --device cpu)")
-    return name
+    return str(resolve(name))
 
 
 def synchronize(device: str) -> None:
