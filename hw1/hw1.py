@@ -27,6 +27,7 @@ from torch import nn
 
 from load_data import DRAWINGS_PER_CHARACTER, IMAGE_SIZE, DataGenerator, derive_seed
 from omniglot_data.experiment import (
+    add_compile_argument,
     format_accuracy,
     latest_checkpoint,
     load_checkpoint,
@@ -252,6 +253,7 @@ def parse_args(argv=None) -> argparse.Namespace:
                         help="decode the PNG files for every drawing instead of reading the packed in-memory store")
     parser.add_argument("--data_dir", default=None,
                         help="folder with the built Omniglot data (default: $OMNIGLOT_DATA_DIR or <repo>/data)")
+    add_compile_argument(parser, "the learner's forward pass")
     args = parser.parse_args(argv)
     positive = ("num_classes", "num_shot", "meta_batch_size", "hidden_dim", "train_steps", "eval_every",
                 "checkpoint_every", "num_test_episodes")
@@ -280,6 +282,11 @@ def main(argv=None) -> int:
     settings = {name: getattr(args, name) for name in RUN_SETTINGS}
 
     model = build_model(args.model, args.num_classes, args.num_shot + 1, args.hidden_dim).to(device)
+    if args.compile:
+        # In place: the parameters and state_dict keys stay those of the eager model, so checkpoints mix freely.
+        # The LSTM itself stays one ATen/cuDNN call (torch._dynamo leaves RNN modules alone); the gain is mostly
+        # for the attention learner.
+        model.compile(backend=args.compile)
     optimizer = torch.optim.Adam(model.parameters(), lr=args.learning_rate)
     start_step, train_seconds, curves = 0, 0.0, {"train": [], "validation": []}
 
@@ -363,7 +370,7 @@ def main(argv=None) -> int:
     results = {
         **settings, "train_steps": args.train_steps, "seed": args.seed, "device": str(device),
         "device_name": torch.cuda.get_device_name(device) if device.type == "cuda" else device.type,
-        "torch_version": torch.__version__, "train_seconds": round(train_seconds, 1),
+        "torch_version": torch.__version__, "compile": args.compile, "train_seconds": round(train_seconds, 1),
         "test_accuracy": mean, "test_accuracy_ci95": half_width, "test_loss": test_loss,
         "num_test_episodes": int(len(test_accuracies)),
         "final_val_accuracy": curves["validation"][-1][1] if curves["validation"] else None,

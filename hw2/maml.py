@@ -26,6 +26,10 @@ KERNEL_SIZE = 3
 NUM_CONV_LAYERS = 4
 HEAD_PARAMETERS = (f"w{NUM_CONV_LAYERS}", f"b{NUM_CONV_LAYERS}")
 VARIANTS = ("maml", "first_order", "anil", "reptile", "imaml")
+# Variants whose training never differentiates through a gradient: the only ones `--compile` may train. A compiled
+# backward cannot itself be differentiated (torch.compile raises, see pytorch/pytorch#91469), and second-order MAML,
+# ANIL and iMAML need exactly that. Evaluation (--test) never does, so it may compile any variant.
+COMPILABLE_VARIANTS = ("first_order", "reptile")
 BATCH_NORM_MODE = (
     "transductive: batch norm without learned scale/shift always normalises with the statistics of the images of "
     "the current forward pass (the support set in the inner loop, the query set for the outer loss), in training "
@@ -419,6 +423,11 @@ def main(args: argparse.Namespace) -> dict:
     variant = variant_of(args)
     if args.learn_inner_lrs and variant in ("reptile", "imaml"):
         raise SystemExit(f"--learn_inner_lrs cannot be combined with --{variant} (no meta-gradient for the rates)")
+    if args.compile and not args.test and variant not in COMPILABLE_VARIANTS:
+        raise SystemExit(
+            f"--compile: training {variant} differentiates through the inner-loop gradients, which torch.compile does "
+            f"not support (pytorch/pytorch#91469); compile with --{' or --'.join(COMPILABLE_VARIANTS)}, with --test, "
+            "or train without --compile")
     settings = [f"inner_steps_{args.num_inner_steps}", f"inner_lr_{args.inner_lr}",
                 f"learn_inner_lrs_{args.learn_inner_lrs}", f"outer_lr_{args.outer_lr}",
                 f"channels_{args.num_hidden_channels}"]
@@ -430,6 +439,8 @@ def main(args: argparse.Namespace) -> dict:
     print(f"log_dir: {log_dir}  device: {device}  variant: {variant}")
     maml = MAML(args.num_way, args.num_inner_steps, args.inner_lr, args.learn_inner_lrs, args.outer_lr, log_dir,
                 device, args.num_hidden_channels, variant, args.imaml_lambda, args.imaml_cg_steps)
+    if args.compile:  # the convolutional body, where the time goes; _forward and ANIL both call it through self
+        maml._features = torch.compile(maml._features, backend=args.compile)
     return util.run(maml, args, log_dir)
 
 

@@ -28,6 +28,7 @@ import numpy as np
 import torch
 
 from omniglot_data.experiment import (
+    add_compile_argument,
     format_accuracy,
     latest_checkpoint,
     load_checkpoint,
@@ -93,6 +94,7 @@ def add_common_arguments(parser: argparse.ArgumentParser, batch_size: int, num_t
     parser.add_argument("--num_test_tasks", type=int, default=1000, help="tasks used by --test")
     parser.add_argument("--time_limit_s", type=float, default=0.0, help="stop training (validating, checkpointing "
                         "and writing results as at the last step) once this many seconds have passed; 0: no limit")
+    add_compile_argument(parser, "the network")
 
 
 def check_arguments(args: argparse.Namespace) -> None:

@@ -42,6 +42,21 @@ def resolve_device(name: str):
         raise SystemExit(f"--device {name!r}: expected auto, cpu, cuda, cuda:N or mps ({error})") from None
 
 
+# torch.compile backends `--compile` accepts: inductor generates fused kernels (the speed-up); aot_eager and eager
+# only trace (aot_eager also splits forward and backward the way inductor does), to tell a tracing problem from a
+# code-generation one, and to test the flag cheaply.
+COMPILE_BACKENDS = ("inductor", "aot_eager", "eager")
+
+
+def add_compile_argument(parser, what: str) -> None:
+    """`--compile [BACKEND]`: compile `what` with torch.compile (bare flag: inductor; absent: eager mode)."""
+    parser.add_argument(
+        "--compile", nargs="?", const="inductor", default=None, choices=COMPILE_BACKENDS, metavar="BACKEND",
+        help=f"compile {what} with torch.compile; BACKEND is one of {', '.join(COMPILE_BACKENDS)} (default inductor, "
+             "which needs a C++ compiler on CPU and Triton on CUDA). The first steps are slow while it compiles "
+             "(minutes on a CPU): worth it for long GPU runs, not for short ones. Checkpoints are the same either way")
+
+
 def seed_everything(seed: int) -> None:
     """Seed Python, NumPy and PyTorch (all devices) so that a run is repeatable."""
     import torch

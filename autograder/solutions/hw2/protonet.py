@@ -142,6 +142,8 @@ def main(args: argparse.Namespace) -> dict:
     log_dir = args.log_dir or util.default_log_dir("protonet", args, f"lr_{args.learning_rate}")
     print(f"log_dir: {log_dir}  device: {device}")
     protonet = ProtoNet(args.learning_rate, log_dir, device)
+    if args.compile:  # in place: the state_dict keys (and so the checkpoints) stay those of the eager network
+        protonet._network.compile(backend=args.compile)
     return util.run(protonet, args, log_dir)
 
 
