@@ -34,8 +34,8 @@ from pathlib import Path
 
 from autograder import ASSIGNMENTS, GRADERS_DIR
 from autograder.assignment import Assignment, AssignmentError, load_assignment
-from autograder.calibration import (MIN_GAP, MIN_MARGIN, STD_FACTOR, CalibrationError, choose_bar, read_calibration,
-                                    write_profile)
+from autograder.calibration import (MIN_GAP, MIN_MARGIN, STD_FACTOR, CalibrationError, calibrate_command, choose_bar,
+                                    default_device, read_calibration, write_profile)
 from autograder.harness.runner import GraderError, OutputLog, ProbeRunner
 from autograder.sandbox import WorkerSpec, cuda_index, worker_device
 from autograder.workdir import build_worker_files
@@ -174,11 +174,6 @@ def calibrate(assignment: Assignment, profile: str, seeds: list[int], device: st
             seconds[name] = took
     finally:
         workers.close()
-    command = f"python -m autograder calibrate {assignment.name} --profile {profile} --seeds {len(seeds)}"
-    if seeds[0] != 1:
-        command += f" --first-seed {seeds[0]}"
-    if device != "cpu":
-        command += f" --device {device}"
     return {
         "status": "measured",
         "budget": budget,
@@ -186,7 +181,7 @@ def calibrate(assignment: Assignment, profile: str, seeds: list[int], device: st
         "device_name": _device_name(device),
         "torch": importlib.metadata.version("torch"),
         "measured_at": datetime.datetime.now(datetime.timezone.utc).replace(microsecond=0).isoformat(),
-        "command": command,
+        "command": calibrate_command(assignment.name, profile, len(seeds), seeds[0], device),
         "rule": {"threshold": "min(values) - max(min_margin, std_factor * stdev(values))", "floor": "max(untrained)",
                  "min_margin": MIN_MARGIN, "std_factor": STD_FACTOR, "min_gap": MIN_GAP},
         "reference_sha256": {name: _sha256(path) for name, path in sorted(assignment.reference_sources().items())},
@@ -199,7 +194,7 @@ def run(args) -> int:
     if args.seeds < 2:
         print("calibrate: --seeds must be at least 2 (the bar needs a spread)", file=sys.stderr)
         return 2
-    device = args.device or ("cuda" if args.profile == "gpu" else "cpu")
+    device = args.device or default_device(args.profile)
     # Stopped with SIGTERM, unwind like Ctrl-C, so that the running reference worker is stopped too.
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     try:

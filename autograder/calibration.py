@@ -53,10 +53,21 @@ class CalibrationError(Exception):
     """No usable bar: not calibrated, pending, stale, or the measurements cannot separate trained from untrained."""
 
 
-def calibrate_command(assignment: str, profile: str, seeds: int = 3) -> str:
-    """The command that (re)measures one profile's bars; error messages and pending entries quote it."""
-    device = " --device cuda" if profile == "gpu" else ""
-    return f"python -m autograder calibrate {assignment} --profile {profile} --seeds {seeds}{device}"
+def default_device(profile: str) -> str:
+    """The device `calibrate --profile P` trains on unless told otherwise (the budgets are in steps, not seconds, so a
+    profile's bars do not depend on the device: the gpu profile may be measured on a CPU, only more slowly)."""
+    return "cuda" if profile == "gpu" else "cpu"
+
+
+def calibrate_command(assignment: str, profile: str, seeds: int = 3, first_seed: int = 1,
+                      device: str | None = None) -> str:
+    """The command that (re)measures one profile's bars; error messages, pending and measured entries quote it."""
+    command = f"python -m autograder calibrate {assignment} --profile {profile} --seeds {seeds}"
+    if first_seed != 1:
+        command += f" --first-seed {first_seed}"
+    if device is not None and device != default_device(profile):
+        command += f" --device {device}"
+    return command
 
 
 @dataclass(frozen=True)

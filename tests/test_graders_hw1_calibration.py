@@ -297,3 +297,11 @@ def test_corpus_builder_fails_loudly_when_the_reference_moved():
     namespace = {}
     exec(compile(replaced, "f", "exec"), namespace)
     assert namespace["f"](1) == 2
+
+
+def test_recorded_command_reproduces_the_device_and_seeds():
+    """A measured entry's command must rerun the same measurement: the gpu profile measured on a CPU says so."""
+    assert calibrate_command("hw2", "gpu", 3, 1, "cpu") == "python -m autograder calibrate hw2 --profile gpu --seeds 3 --device cpu"
+    assert calibrate_command("hw2", "gpu", 3, 1, "cuda") == "python -m autograder calibrate hw2 --profile gpu --seeds 3"
+    assert calibrate_command("hw1", "cpu", 5, 4, "cuda:1").endswith("--seeds 5 --first-seed 4 --device cuda:1")
+    assert calibrate_command("hw1", "cpu", 5, 1, "cpu").endswith("--seeds 5")
