@@ -234,7 +234,8 @@ def run_benches(python: str, device: str, seconds: float, work: Path, args: argp
     """The benchmark scripts on the device, in parallel, if time is left; their RATIO lines."""
     timing = ["--smoke"] if args.smoke else ["--seconds", "1", "--rounds", "1"]
     commands = {"train_steps": [python, "bench/train_steps.py", "--device", device, *timing],
-                "episodes": [python, "bench/episodes.py", "--device", device, *timing]}
+                "episodes": [python, "bench/episodes.py", "--device", device, *timing],
+                "compile": [python, "bench/compile.py", "--device", device, *timing]}
     outcomes: dict[str, dict] = {}
 
     def run(name: str) -> None:

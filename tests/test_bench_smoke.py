@@ -34,7 +34,7 @@ def ratios(output: str) -> list[float]:
 
 
 @needs_data
-@pytest.mark.parametrize("script, expected", [("episodes.py", 2), ("train_steps.py", 3)])
+@pytest.mark.parametrize("script, expected", [("episodes.py", 2), ("train_steps.py", 3), ("compile.py", 4)])
 def test_bench_script_prints_its_ratios(script, expected):
     found = ratios(run_bench(str(BENCH / script), "--smoke"))
     assert len(found) == expected and all(value > 0 for value in found), found

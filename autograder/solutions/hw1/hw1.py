@@ -180,12 +180,14 @@ class AttentionLearner(BlackBoxLearner):
         """Same contract as `MANN.forward`: [B, K+1, N, 784], [B, K+1, N, N] -> [B, K+1, N, N] logits."""
         batch_size, samples_per_class, num_classes, _ = input_images.shape
         # TODO build the sequence with `episode_sequence`, embed every step with self.embed ([B, L, H]), run
-        #   self.encoder with mask=episode_attention_mask(K+1, N, device=...) ([B, L, H]), map each step to N
-        #   logits with self.readout ([B, L, N]) and reshape to [B, K+1, N, N].
+        #   self.encoder with mask=episode_attention_mask(K+1, N, device=...) and is_causal=False ([B, L, H]), map
+        #   each step to N logits with self.readout ([B, L, N]) and reshape to [B, K+1, N, N].
+        #   (is_causal=False says what the mask is; without it PyTorch inspects the mask on every call, a GPU-to-host
+        #   copy per step.)
         ### BEGIN SOLUTION
         tokens = self.embed(episode_sequence(input_images, input_labels))
         mask = episode_attention_mask(samples_per_class, num_classes, device=tokens.device)
-        logits = self.readout(self.encoder(tokens, mask=mask))
+        logits = self.readout(self.encoder(tokens, mask=mask, is_causal=False))
         return logits.reshape(batch_size, samples_per_class, num_classes, num_classes)
         ### END SOLUTION
 
