@@ -3,7 +3,8 @@
 For every metric the assignment's grader measures (the `METRICS` of `autograder/graders/hwN/metrics.py`), the
 reference solution is trained under the profile's budget from S seeds, and measured once more untrained, each time
 in a fresh trusted reference worker of the grading engine, by the very function the grader test calls on the
-student. The values and the bars chosen from them (autograder/calibration.py explains the rule) go to
+student. Then the reference is trained once more from the graders' own seed (0, outside the calibration seeds) and
+must reach the bar just chosen; otherwise nothing is written (`check_out_of_sample`). The values and the bars chosen from them (autograder/calibration.py explains the rule) go to
 `autograder/graders/hwN/calibration.json`, which is committed.
 
 The metrics module contract (see docs/writing-graders.md, "Calibration and accuracy tests"):
@@ -34,8 +35,8 @@ from pathlib import Path
 
 from autograder import ASSIGNMENTS, GRADERS_DIR
 from autograder.assignment import Assignment, AssignmentError, load_assignment
-from autograder.calibration import (MIN_GAP, MIN_MARGIN, STD_FACTOR, CalibrationError, calibrate_command, choose_bar,
-                                    default_device, read_calibration, write_profile)
+from autograder.calibration import (GRADING_TRAIN_SEED, MIN_GAP, MIN_MARGIN, STD_FACTOR, CalibrationError,
+                                    calibrate_command, choose_bar, default_device, read_calibration, write_profile)
 from autograder.harness.runner import GraderError, OutputLog, ProbeRunner
 from autograder.sandbox import WorkerSpec, cuda_index, worker_device
 from autograder.workdir import build_worker_files
@@ -113,6 +114,22 @@ def _measure(workers: ReferenceWorkers, function, budget: dict, device: str, *, 
     return float(value), time.monotonic() - started
 
 
+def check_out_of_sample(metric: str, value: float, threshold: float, values: list[float]) -> None:
+    """Refuse a bar that the reference itself misses when trained from the seed graders use (not a calibration seed).
+
+    A few seeds can all land on the lucky side of a budget whose outcome depends on the seed (a model that sits at
+    chance for a seed-dependent number of steps); a correct submission, whose random calls differ, is then graded
+    as if it were one more seed. The reference trained from the graders' own seed is that one more seed.
+    """
+    if value < threshold:
+        raise CalibrationError(
+            f"{metric}: out-of-sample check failed: the reference trained from the graders' seed "
+            f"{GRADING_TRAIN_SEED} reaches {value:.4f}, below the threshold {threshold:.4f} chosen from the "
+            f"calibration seeds' {[round(v, 4) for v in values]}. Under this budget the reference's accuracy depends "
+            "too much on the seed to grade fairly (a correct submission would lose points): give the profile a "
+            "larger training budget, or measure more seeds, and calibrate again.")
+
+
 def _sha256(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
@@ -171,6 +188,16 @@ def calibrate(assignment: Assignment, profile: str, seeds: list[int], device: st
             log(f"{assignment.name} {profile} {name}: threshold {threshold:.4f}, floor {floor:.4f}")
             entry_metrics[name] = {"threshold": threshold, "floor": floor, "seeds": list(seeds), "values": values,
                                    "untrained": untrained, "eval_seeds": eval_seeds}
+            if GRADING_TRAIN_SEED not in seeds:
+                check_eval_seed = GRADING_TRAIN_SEED + EVAL_SEED_OFFSET
+                value, elapsed = _measure(workers, metrics[name], budget, worker_side_device,
+                                          train_seed=GRADING_TRAIN_SEED, eval_seed=check_eval_seed, train=True)
+                took.append(round(elapsed, 1))
+                log(f"{assignment.name} {profile} {name} out-of-sample check, graders' seed {GRADING_TRAIN_SEED}: "
+                    f"{value:.4f} trained ({elapsed:.0f} s)")
+                check_out_of_sample(name, value, threshold, values)
+                entry_metrics[name]["check"] = {"train_seed": GRADING_TRAIN_SEED, "eval_seed": check_eval_seed,
+                                                "value": round(value, 4)}
             seconds[name] = took
     finally:
         workers.close()

@@ -305,3 +305,43 @@ def test_recorded_command_reproduces_the_device_and_seeds():
     assert calibrate_command("hw2", "gpu", 3, 1, "cuda") == "python -m autograder calibrate hw2 --profile gpu --seeds 3"
     assert calibrate_command("hw1", "cpu", 5, 4, "cuda:1").endswith("--seeds 5 --first-seed 4 --device cuda:1")
     assert calibrate_command("hw1", "cpu", 5, 1, "cpu").endswith("--seeds 5")
+
+
+def _programmed_measure(trained_by_seed: dict[int, float], untrained: float):
+    """Stands in for `calibrate._measure`: a value per training seed, no worker started."""
+    calls = []
+
+    def measure(workers, function, budget, device, *, train_seed, eval_seed, train):
+        calls.append((train_seed, train))
+        return (trained_by_seed[train_seed] if train else untrained), 1.0
+    return measure, calls
+
+
+def test_calibrate_refuses_a_bar_the_reference_misses_from_the_graders_seed(monkeypatch, tmp_path):
+    """Seeds 1-3 agree, but seed 0 (the one grading uses) sat at chance longer: that bar would fail correct code."""
+    from autograder import calibrate as calibrate_module
+
+    measure, calls = _programmed_measure({0: 0.58, 1: 0.83, 2: 0.79, 3: 0.81}, untrained=0.33)
+    monkeypatch.setattr(calibrate_module, "_measure", measure)
+    lines = []
+    with pytest.raises(CalibrationError, match=r"out-of-sample check failed.*seed 0 reaches 0\.5800"):
+        calibrate_module.calibrate(load_assignment(HW1_GRADERS), "cpu", [1, 2, 3], "cpu", None,
+                                   data_dir=tmp_path, log=lines.append)
+    assert calls[-1] == (0, True) and "out-of-sample" in lines[-1]
+
+
+def test_calibrate_records_the_out_of_sample_check(monkeypatch, tmp_path):
+    from autograder import calibrate as calibrate_module
+
+    measure, calls = _programmed_measure({0: 0.80, 1: 0.83, 2: 0.79, 3: 0.81}, untrained=0.33)
+    monkeypatch.setattr(calibrate_module, "_measure", measure)
+    entry = calibrate_module.calibrate(load_assignment(HW1_GRADERS), "cpu", [1, 2, 3], "cpu", None,
+                                       data_dir=tmp_path, log=lambda line: None)
+    bar = entry["metrics"]["mann_accuracy"]
+    assert bar["threshold"] == pytest.approx(0.74) and bar["check"]["train_seed"] == 0
+    assert bar["check"]["value"] == 0.8 and len(entry["seconds_per_trained_run"]["mann_accuracy"]) == 4
+    # Seed 0 among the calibration seeds (--first-seed 0): in-sample, so there is nothing left to check with.
+    calls.clear()
+    entry = calibrate_module.calibrate(load_assignment(HW1_GRADERS), "cpu", [0, 1], "cpu", None,
+                                       data_dir=tmp_path, log=lambda line: None)
+    assert "check" not in entry["metrics"]["mann_accuracy"] and calls.count((0, True)) == 1
