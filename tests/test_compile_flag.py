@@ -17,6 +17,8 @@ from pathlib import Path
 
 import pytest
 
+from omniglot_data.testing import store  # noqa: F401 (the fixture)
+
 REPO_ROOT = Path(__file__).resolve().parents[1]
 HW1_DIR = REPO_ROOT / "autograder" / "solutions" / "hw1"
 HW2_DIR = REPO_ROOT / "autograder" / "solutions" / "hw2"
@@ -30,17 +32,8 @@ MAML_TINY = HW2_TINY + ["--num_hidden_channels", "4"]
 # Same kernels, but AOTAutograd may reorder a reduction or fuse an add: agree to float32 rounding, not bitwise.
 RELATIVE_TOLERANCE = 1e-4
 
-pytestmark = pytest.mark.slow
-
-
-@pytest.fixture(scope="module", autouse=True)
-def omniglot_data_built():
-    from omniglot_data import DataNotFoundError, load_store
-
-    try:
-        load_store()
-    except DataNotFoundError as error:
-        pytest.skip(f"the training scripts need the Omniglot data: {error}")
+# `store` skips every test here when the Omniglot data has not been built.
+pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("store")]
 
 
 def script(folder: Path, name: str, *arguments: str, env: dict | None = None) -> subprocess.CompletedProcess:

@@ -15,23 +15,16 @@ from pathlib import Path
 
 import pytest
 
+from omniglot_data.testing import store  # noqa: F401 (the fixture)
+
 REPO_ROOT = Path(__file__).resolve().parents[1]
 REFERENCE_DIR = REPO_ROOT / "autograder" / "solutions" / "hw2"
 TINY = ["--device", "cpu", "--num_way", "3", "--num_support", "1", "--num_query", "2", "--batch_size", "2",
         "--val_interval", "2", "--num_val_tasks", "2", "--log_interval", "2", "--save_interval", "2"]
 TINY_MAML = TINY + ["--num_hidden_channels", "4"]
 
-pytestmark = pytest.mark.slow
-
-
-@pytest.fixture(scope="module", autouse=True)
-def omniglot_data_built():
-    from omniglot_data import DataNotFoundError, load_store
-
-    try:
-        load_store()
-    except DataNotFoundError as error:
-        pytest.skip(f"the HW2 training scripts need the Omniglot data: {error}")
+# `store` skips every test here when the Omniglot data has not been built.
+pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("store")]
 
 
 def script(name: str, *arguments: str) -> subprocess.CompletedProcess:
