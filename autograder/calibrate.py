@@ -3,9 +3,10 @@
 For every metric the assignment's grader measures (the `METRICS` of `autograder/graders/hwN/metrics.py`), the
 reference solution is trained under the profile's budget from S seeds, and measured once more untrained, each time
 in a fresh trusted reference worker of the grading engine, by the very function the grader test calls on the
-student. Then the reference is trained once more from the graders' own seed (0, outside the calibration seeds) and
-must reach the bar just chosen; otherwise nothing is written (`check_out_of_sample`). The values and the bars chosen from them (autograder/calibration.py explains the rule) go to
-`autograder/graders/hwN/calibration.json`, which is committed.
+student. The values and the bars chosen from them (autograder/calibration.py explains the rule) go to
+`autograder/graders/hwN/calibration.json`, which is committed. Before that, the reference is trained once more from
+the graders' own seed (0, outside the calibration seeds) and must reach the bar just chosen; otherwise nothing is
+written (`check_out_of_sample`).
 
 The metrics module contract (see docs/writing-graders.md, "Calibration and accuracy tests"):
 

@@ -54,7 +54,8 @@ def add_compile_argument(parser, what: str) -> None:
         "--compile", nargs="?", const="inductor", default=None, choices=COMPILE_BACKENDS, metavar="BACKEND",
         help=f"compile {what} with torch.compile; BACKEND is one of {', '.join(COMPILE_BACKENDS)} (default inductor, "
              "which needs a C++ compiler on CPU and Triton on CUDA). The first steps are slow while it compiles "
-             "(10-30 s per network on a 2-core CPU): worth it for long GPU runs, not short ones. Checkpoints are the same either way")
+             "(10-30 s per network on a 2-core CPU): worth it for long GPU runs, not short ones. Checkpoints are "
+             "the same either way")
 
 
 def seed_everything(seed: int) -> None:

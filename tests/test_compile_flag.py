@@ -54,7 +54,8 @@ def run_twice(folder: Path, name: str, arguments: list[str], tmp_path: Path, tra
                            env={"TORCH_LOGS": "graph_code"} if extra else None)
         assert completed.returncode == 0, f"{name} {' '.join(extra)} failed:\n{completed.stderr[-3000:]}"
         if extra:
-            assert traced_op in completed.stderr, f"--compile traced no graph with {traced_op}:\n{completed.stderr[-3000:]}"
+            assert traced_op in completed.stderr, (
+                f"--compile traced no graph with {traced_op}:\n{completed.stderr[-3000:]}")
         found.append(json.loads((log_dir / "results.json").read_text()))
     return found[0], found[1]
 
