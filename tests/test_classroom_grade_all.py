@@ -234,8 +234,10 @@ def test_ctrl_c_keeps_finished_grades_and_stops_every_job(tmp_path, gradebook_fi
     marker = f"grade-all-test-{uuid.uuid4()}"
     command = [sys.executable, "-m", "autograder", "grade-all", str(GRADERS), str(class_dir), "--gradebook",
                str(tmp_path / "grades.db"), "--no-progress"]
+    # Ctrl-C in a terminal: SIGINT at its default disposition. A shell that starts this suite in the background
+    # (`cmd &` without job control) hands every child an *ignored* SIGINT, which Python then keeps ignoring.
     process = subprocess.Popen(command, env={**os.environ, "CTRL_C_TEST_MARKER": marker}, stderr=subprocess.PIPE,
-                               text=True)
+                               text=True, preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
 
     def recorded():
         try:
