@@ -19,6 +19,7 @@ import pytest
 
 from autograder import GRADERS_DIR, REPO_ROOT, SOLUTIONS_DIR
 from autograder.assignment import load_assignment
+from omniglot_data.testing import store  # noqa: F401 (the fixture: skips without the data)
 from validity_corpus import CorpusError, build_submission, load_variants
 
 CORPUS_DIR = Path(__file__).resolve().parent / "fixtures" / "validity" / "hw1"
@@ -30,13 +31,7 @@ pytestmark = pytest.mark.slow
 
 
 @pytest.fixture(scope="module")
-def hw1():
-    from omniglot_data import DataNotFoundError, load_store
-
-    try:
-        load_store()
-    except DataNotFoundError as error:
-        pytest.skip(f"the HW1 grader needs the Omniglot data: {error}")
+def hw1(store):
     if shutil.which("bwrap") is None:
         pytest.skip("bubblewrap is not installed")
     from autograder.sandbox import sandbox_problem

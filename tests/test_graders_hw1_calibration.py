@@ -23,6 +23,7 @@ from autograder import GRADERS_DIR
 from autograder.assignment import load_assignment
 from autograder.calibration import (MIN_GAP, Bar, CalibrationError, calibrate_command, choose_bar, load_bar,
                                     pending_entry, read_calibration, write_profile)
+from omniglot_data.testing import store  # noqa: F401 (the fixture: skips without the data)
 
 HW1_GRADERS = GRADERS_DIR / "hw1"
 
@@ -163,15 +164,10 @@ def test_calibrate_usage_errors(capsys):
 
 
 @pytest.mark.slow
-def test_calibrate_refuses_a_budget_the_reference_cannot_learn_in(tmp_path):
+def test_calibrate_refuses_a_budget_the_reference_cannot_learn_in(tmp_path, store):
     """The real reference, trained 1 step: no better than untrained, so calibrate must raise, not write a bar."""
     from autograder.calibrate import calibrate
-    from omniglot_data import DataNotFoundError, load_store
 
-    try:
-        load_store()
-    except DataNotFoundError as error:
-        pytest.skip(f"needs the Omniglot data: {error}")
     assignment = load_assignment(HW1_GRADERS)
     tiny = dict(assignment.profile("cpu"), train_steps=1, eval_episodes=200)
     assignment = dataclasses.replace(assignment, profiles={"cpu": tiny})
@@ -185,13 +181,7 @@ def test_calibrate_refuses_a_budget_the_reference_cannot_learn_in(tmp_path):
 
 
 @pytest.fixture(scope="module")
-def episodes_module():
-    from omniglot_data import DataNotFoundError, load_store
-
-    try:
-        load_store()
-    except DataNotFoundError as error:
-        pytest.skip(f"needs the Omniglot data: {error}")
+def episodes_module(store):
     return _load_grader_module("hw1_episodes")
 
 
