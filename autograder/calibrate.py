@@ -13,9 +13,10 @@ The metrics module contract (see docs/writing-graders.md, "Calibration and accur
     METRICS = {"mann_accuracy": measure_mann_accuracy}   # metric name -> measuring function
     CALL_TIMEOUT = 900                                    # optional: seconds per probe call (default 1800)
 
-    def measure_mann_accuracy(runner, budget, device, *, train_seed, eval_seed, train=True, data_dir=None) -> float
+    def measure_mann_accuracy(student, reference, budget, device, *, train_seed, init_seed, eval_seed, train=True,
+                              data_dir=None, notes=None) -> float
 
-`runner` has `.run(probe, **inputs) -> dict` (the grader's `student` fixture, or here a reference runner),
+`student` and `reference` have `.run(probe, **inputs) -> dict` (the grader's fixtures, or here two reference runners),
 `budget` the profile table, `device` the worker's device ("cpu" or "cuda"), `data_dir` the Omniglot data folder the
 workers read (None: the default); `train=False` measures the model without training. Graders train from seed 0;
 calibration seeds start at 1 so that the reference's own grading is an out-of-sample check of the bar.
@@ -102,16 +103,20 @@ class ReferenceWorkers:
 
 def _measure(workers: ReferenceWorkers, function, budget: dict, device: str, *, train_seed: int, eval_seed: int,
              train: bool) -> tuple[float, float]:
-    runner = workers.new_runner()
+    # As in a grader test: one worker trains (the "student" side, here the reference), another scores the weights.
+    # The initial weights come from the training seed, as the reference's own training script draws them.
+    runner, scorer = workers.new_runner(), workers.new_runner()
     started = time.monotonic()
     try:
-        value = function(runner, budget, device, train_seed=train_seed, eval_seed=eval_seed, train=train,
+        value = function(runner, scorer, budget, device, train_seed=train_seed, init_seed=train_seed,
+                         eval_seed=eval_seed, train=train,
                          data_dir=str(workers.spec.data_dir) if workers.spec.data_dir else None)
     except (GraderError, AssertionError) as error:  # AssertionError: the metric rejected the reference's output
         raise GraderError(f"the reference failed (train_seed={train_seed}, train={train}): {error}\n"
                           f"--- reference output ---\n{runner.log.text()[-4000:]}") from None
     finally:
         runner.close()
+        scorer.close()
     return float(value), time.monotonic() - started
 
 

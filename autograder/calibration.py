@@ -189,14 +189,16 @@ def pending_entry(assignment: str, profile: str, seeds: int = 3) -> dict:
 GRADING_TRAIN_SEED = 0
 
 
-def grade_measured_accuracy(graders_dir, metric: str, measure, describe: str, *, student, profile, partial_credit,
-                            request) -> None:
-    """The body of an accuracy test: train and score the student's code, then award credit on the calibrated bar.
+def grade_measured_accuracy(graders_dir, metric: str, measure, describe: str, *, student, reference, profile,
+                            partial_credit, request) -> None:
+    """The body of an accuracy test: train the student's code, score its weights, award credit on the calibrated bar.
 
-    `measure(student, profile, device, train_seed=, eval_seed=, data_dir=) -> float` trains the submission in its
-    worker and scores it on episodes drawn with a fresh secret seed; `describe` says what was measured ("1000 secret
-    2-way 1-shot test-split episodes, after ..."). The student is told the accuracy and the bar; a missing, pending
-    or stale bar is the grader's error, never the student's.
+    `measure(student, reference, profile, device, train_seed=, init_seed=, eval_seed=, data_dir=, notes=) -> float`
+    trains the submission in its worker from initial weights drawn with `init_seed` (fresh and secret on every run,
+    like `eval_seed`), checks its trajectory, and scores the weights with the reference on test episodes drawn with
+    `eval_seed`; `describe` says what was measured ("1000 secret 2-way 1-shot test-split episodes, after ...").
+    The student is told the accuracy and the bar; a missing, pending or stale bar is the grader's error, never the
+    student's.
     """
     import secrets
 
@@ -206,9 +208,11 @@ def grade_measured_accuracy(graders_dir, metric: str, measure, describe: str, *,
         bar = load_bar(graders_dir, metric, profile.name, budget=dict(profile))
     except CalibrationError as error:
         raise GraderError(str(error)) from None
-    accuracy = measure(student, profile, profile.device, train_seed=GRADING_TRAIN_SEED,
-                       eval_seed=secrets.randbits(63), data_dir=run_data_dir(request.config))
-    summary = f"query accuracy {accuracy:.3f} on {describe}; {bar.describe()}"
+    notes: list[str] = []
+    accuracy = measure(student, reference, profile, profile.device, train_seed=GRADING_TRAIN_SEED,
+                       init_seed=secrets.randbits(31), eval_seed=secrets.randbits(63),
+                       data_dir=run_data_dir(request.config), notes=notes)
+    summary = "; ".join([f"query accuracy {accuracy:.3f} on {describe}", bar.describe(), *notes])
     try:
         student.run("say", text=summary)
     except StudentError:

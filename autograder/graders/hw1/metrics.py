@@ -1,19 +1,29 @@
 """Accuracy the HW1 grader measures itself; shared by test_hw1_training.py and `python -m autograder calibrate hw1`.
 
-The submission's own code (its DataGenerator, model and loss_function) trains in the worker from a seed the
-harness gives; then the harness draws evaluation episodes from the TEST split with its own trusted sampler and a
-seed the worker never sees, sends them with the query labels zeroed, gets logits back and scores them here.
+The submission's own code (its DataGenerator, model and loss_function) trains in the worker, from initial weights
+the grader drew with a secret seed (on the reference) and an episode seed it gives; the worker hands back the
+trained weights and commits to its trajectory, which the grader checks by replaying a few secret segments with the
+reference's step (`autograder.training_audit`). The trained weights are then scored with the REFERENCE model, in a
+trusted worker, on episodes the harness draws from the TEST split with a seed the sandbox never sees: no
+evaluation-time code of the submission runs, and the test drawings never enter the sandbox.
 """
 
 from __future__ import annotations
 
+from functools import lru_cache
+
 import numpy as np
 import torch
 
-from hw1_episodes import draw_episodes, hide_query_labels, store_and_index
+from autograder.training_audit import TrajectoryMismatch, audit_trajectory, checkpoint_steps, spacing
+from hw1_episodes import PIXEL_TOLERANCE, draw_episodes, hide_query_labels, store_and_index
+from omniglot_data.trajectory import parameters_of
 
 CALL_TIMEOUT = 1800  # seconds per probe call when calibrating (grading uses the test's timeout marker)
 EVAL_CHUNK = 500  # episodes per predict call: keeps each reply small
+AUDIT_CHECKPOINTS = 30  # the trajectory is committed about this many times per run
+AUDIT_SEGMENTS = 3  # segments replayed with the reference's step (10% of the training)
+AUDIT_TOLERANCE = 1e-2  # replayed vs committed end of a segment, relative to the segment's movement (see docs)
 
 
 class BadPredictions(AssertionError):
@@ -25,13 +35,79 @@ def query_accuracy(preds: np.ndarray, labels: np.ndarray) -> float:
     return float((preds[:, -1].argmax(-1) == labels[:, -1].argmax(-1)).mean())
 
 
-def _train_and_score(runner, model: str, budget, device: str, *, train_seed: int, eval_seed: int, train: bool,
-                     data_dir: str | None) -> float:
+_PIXEL_WEIGHTS = np.random.default_rng(784).standard_normal(784)
+
+
+@lru_cache(maxsize=2)
+def _test_drawings(data_dir: str | None) -> tuple[np.ndarray, np.ndarray]:
+    """Every test-split drawing's pixels (uint8 ink [M, 784]) sorted by a random projection, and the projections:
+    a candidate image is then looked up by its projection and confirmed pixel by pixel."""
+    store, _ = store_and_index(data_dir)
+    pixels = store.images[store.rows("test")].reshape(-1, 784)
+    keys = pixels.astype(np.float64) @ _PIXEL_WEIGHTS
+    order = np.argsort(keys)
+    return pixels[order], keys[order]
+
+
+def count_test_drawings(images, data_dir: str | None) -> int:
+    """How many of `images` ([..., 784] ink in [0, 1]) are test-split drawings (to within float rounding). The
+    sandbox never holds the test split, so such images can only have been shipped inside the submission."""
+    flat = np.asarray(images, dtype=np.float32).reshape(-1, 784) * np.float32(255)
+    levels = np.rint(flat)
+    exact = (np.abs(flat - levels).max(axis=1) <= PIXEL_TOLERANCE * 255) & (levels.min(axis=1) >= 0) & (
+        levels.max(axis=1) <= 255)
+    candidates = levels[exact]
+    pixels, keys = _test_drawings(data_dir)
+    projected = candidates.astype(np.float64) @ _PIXEL_WEIGHTS
+    position = np.clip(np.searchsorted(keys, projected), 1, len(keys) - 1)
+    matched = np.zeros(len(candidates), dtype=bool)
+    for near in (position - 1, position):  # the projection rounds differently per call: confirm both neighbours
+        close = np.flatnonzero(~matched & (np.abs(keys[near] - projected) <= 1e-6 * (1 + np.abs(projected))))
+        matched[close[np.all(candidates[close] == pixels[near[close]], axis=1)]] = True
+    return int(matched.sum())
+
+
+def _train_and_score(student, reference, model: str, budget, device: str, *, train_seed: int, init_seed: int,
+                     eval_seed: int, train: bool, data_dir: str | None, notes: list | None) -> float:
     num_classes, samples_per_class = int(budget["num_classes"]), int(budget["num_shot"]) + 1
-    runner.run("train_model", model=model, num_classes=num_classes, samples_per_class=samples_per_class,
-               hidden_dim=int(budget["hidden_dim"]), meta_batch_size=int(budget["meta_batch_size"]),
-               learning_rate=float(budget["learning_rate"]), steps=int(budget["train_steps"]) if train else 0,
-               seed=train_seed, device=device)
+    case = dict(model=model, num_classes=num_classes, samples_per_class=samples_per_class,
+                hidden_dim=int(budget["hidden_dim"]))
+    batch_size, learning_rate = int(budget["meta_batch_size"]), float(budget["learning_rate"])
+    steps = int(budget["train_steps"]) if train else 0
+    every = spacing(steps, AUDIT_CHECKPOINTS)
+    boundaries = checkpoint_steps(steps, every)
+    initial = reference.run("initial_state", seed=init_seed, **case)["state"]
+    commitment = student.run("train_model", **case, meta_batch_size=batch_size, learning_rate=learning_rate,
+                             steps=steps, seed=train_seed, device=device, initial_state=initial,
+                             checkpoint_every=every)
+
+    def fetch_batches(k):
+        got = student.run("training_batches", **case, meta_batch_size=batch_size, seed=train_seed,
+                          first_step=boundaries[k], steps=boundaries[k + 1] - boundaries[k])
+        images, labels = got.get("images"), got.get("labels")
+        expected = (boundaries[k + 1] - boundaries[k], batch_size, samples_per_class, num_classes)
+        for value, shape in ((images, (*expected, 784)), (labels, (*expected, num_classes))):
+            if not isinstance(value, torch.Tensor) or tuple(value.shape) != shape or value.dtype != torch.float32:
+                raise TrajectoryMismatch(f"training steps {boundaries[k]}-{boundaries[k + 1]}: the training probe "
+                                         f"returned episodes that are not float32 tensors of shape {shape}")
+        leaked = count_test_drawings(images, data_dir)
+        if leaked:
+            raise TrajectoryMismatch(f"training steps {boundaries[k]}-{boundaries[k + 1]}: {leaked} training images "
+                                     "are drawings of the TEST split, which the training sandbox does not hold: "
+                                     "train on the episodes of DataGenerator(..., 'train') only")
+        return (images, labels), got.get("digest")
+
+    def replay(state, k, episodes):
+        return reference.run("replay_training", **case, learning_rate=learning_rate, state=state,
+                             images=episodes[0], labels=episodes[1], device=device)["state"]
+
+    final, audit = audit_trajectory(
+        commitment=commitment, initial_parameters=initial, total_steps=steps, every=every,
+        fetch_state=lambda k: student.run("training_checkpoint", index=k).get("state"),
+        fetch_batches=fetch_batches, replay=replay, segments=AUDIT_SEGMENTS, tolerance=AUDIT_TOLERANCE)
+    if notes is not None:
+        notes.append(audit.describe())
+    weights = parameters_of(final)
     store, _ = store_and_index(data_dir)
     images, labels = draw_episodes(store, "test", num_classes, samples_per_class, int(budget["eval_episodes"]),
                                    eval_seed)
@@ -39,24 +115,20 @@ def _train_and_score(runner, model: str, budget, device: str, *, train_seed: int
     preds = []
     for start in range(0, len(images), EVAL_CHUNK):
         chunk = slice(start, start + EVAL_CHUNK)
-        got = runner.run("predict", images=torch.from_numpy(images[chunk]), labels=torch.from_numpy(shown[chunk]))
-        value = got.get("preds")
-        expected = (len(images[chunk]), samples_per_class, num_classes, num_classes)
-        if not isinstance(value, torch.Tensor) or tuple(value.shape) != expected:
-            shape = tuple(value.shape) if isinstance(value, torch.Tensor) else type(value).__name__
-            raise BadPredictions(f"the model's forward returned {shape} for a batch of evaluation episodes; "
-                                 f"expected logits of shape {expected} ([B, K+1, N, N])")
-        value = value.float().numpy()
+        got = reference.run("predict", **case, state=weights, images=torch.from_numpy(images[chunk]),
+                            labels=torch.from_numpy(shown[chunk]), device=device)["preds"]
+        value = got.float().numpy()
         if not np.all(np.isfinite(value[:, -1])):
-            raise BadPredictions("the model's query logits contain NaN or infinity after training")
+            raise BadPredictions("the trained weights give NaN or infinite query logits")
         preds.append(value)
     return query_accuracy(np.concatenate(preds), labels)
 
 
-def mann_accuracy(runner, budget, device, *, train_seed, eval_seed, train=True, data_dir=None) -> float:
+def mann_accuracy(student, reference, budget, device, *, train_seed, init_seed, eval_seed, train=True, data_dir=None,
+                  notes=None) -> float:
     """Query accuracy of the MANN trained under `budget`, on `budget["eval_episodes"]` test-split episodes."""
-    return _train_and_score(runner, "lstm", budget, device, train_seed=train_seed, eval_seed=eval_seed, train=train,
-                            data_dir=data_dir)
+    return _train_and_score(student, reference, "lstm", budget, device, train_seed=train_seed, init_seed=init_seed,
+                            eval_seed=eval_seed, train=train, data_dir=data_dir, notes=notes)
 
 
 METRICS = {"mann_accuracy": mann_accuracy}

@@ -4,17 +4,51 @@ Shipped into the student's sandbox: nothing here is secret, and nothing computed
 call the student's code and hand back what it returned; every check happens in the harness (test_*.py).
 """
 
+import hashlib
 import random
+import sys
 import time
+import types
 
 import numpy as np
 import torch
 
-import hw1
-import load_data
+from omniglot_data import trajectory
 
 MODEL_CLASSES = {"lstm": "MANN", "attention": "AttentionLearner"}
-_trained = {}  # the model `train_model` trained, for the `predict` calls of the same test (same worker)
+_trained = {}  # what `train_model` trained, for the `training_checkpoint` calls of the same test (same worker)
+
+
+def _load_data():
+    """The submission's load_data.py (imported on first use, so a broken hw1.py costs only the model tests)."""
+    import load_data
+
+    return load_data
+
+
+def _stand_in_load_data():
+    """What hw1.py needs of load_data.py to define its models (the released constants), for a submission whose
+    load_data.py does not import: a broken data file then costs only the data tests, not the model tests too."""
+    module = types.ModuleType("load_data")
+    module.IMAGE_SIDE, module.IMAGE_SIZE, module.DRAWINGS_PER_CHARACTER = 28, 784, 20
+
+    def unavailable(*args, **kwargs):
+        raise ImportError("load_data.py does not import, so its DataGenerator cannot be used")
+
+    module.DataGenerator = module.derive_seed = unavailable
+    return module
+
+
+def _hw1():
+    """The submission's hw1.py, imported on first use (on a stand-in load_data when the student's does not import)."""
+    if "hw1" not in sys.modules and "load_data" not in sys.modules:
+        try:
+            import load_data  # noqa: F401
+        except Exception:  # noqa: BLE001 - the data tests report it; the models do not depend on it
+            sys.modules["load_data"] = _stand_in_load_data()
+    import hw1
+
+    return hw1
 
 
 def _seed_everything(seed):
@@ -29,20 +63,26 @@ def _type_name(value):
     return f"{kind.__module__}.{kind.__qualname__}"
 
 
-def sample_once(num_classes, samples_per_class, split, seed):
-    """One `_sample()` exactly as returned (types included), for the type and shape checks."""
+def sample_calls(num_classes, samples_per_class, split, seed, calls=2):
+    """`calls` consecutive `_sample()` results of one generator exactly as returned (types included), as lists:
+    for the type and shape checks, which a generator must pass on every call, not only on its first."""
     _seed_everything(seed)
-    generator = load_data.DataGenerator(num_classes, samples_per_class, split, config={"seed": seed})
-    images, labels = generator._sample()
-    return {"images": images, "labels": labels, "images_type": _type_name(images),
-            "labels_type": _type_name(labels)}
+    generator = _load_data().DataGenerator(num_classes, samples_per_class, split, config={"seed": seed})
+    results = [generator._sample() for _ in range(calls)]
+    return {"images": [images for images, _ in results], "labels": [labels for _, labels in results],
+            "images_type": [_type_name(images) for images, _ in results],
+            "labels_type": [_type_name(labels) for _, labels in results]}
 
 
-def sample_episodes(num_classes, samples_per_class, split, seed, episodes):
+def sample_episodes(num_classes, samples_per_class, split, seed, episodes, global_seed=None):
     """`episodes` consecutive `_sample()` calls on ONE generator, stacked: images [E, K+1, N, 784], labels
-    [E, K+1, N, N] (converted with np.asarray, dtype kept: the type check is `sample_once`'s job)."""
-    _seed_everything(seed)
-    generator = load_data.DataGenerator(num_classes, samples_per_class, split, config={"seed": seed})
+    [E, K+1, N, N] (converted with np.asarray, dtype kept: the type check is `sample_calls`'s job).
+
+    The global generators (random, numpy, torch) are seeded with `seed` too, so that a sampler that uses them
+    instead of `self.rng` is still repeatable here and loses only the test that asks for it: that test passes
+    another `global_seed`."""
+    _seed_everything(seed if global_seed is None else global_seed)
+    generator = _load_data().DataGenerator(num_classes, samples_per_class, split, config={"seed": seed})
     images, labels = [], []
     for _ in range(episodes):
         episode_images, episode_labels = generator._sample()
@@ -52,7 +92,7 @@ def sample_episodes(num_classes, samples_per_class, split, seed, episodes):
 
 
 def _build(model, num_classes, samples_per_class, hidden_dim, state=None):
-    network = getattr(hw1, MODEL_CLASSES[model])(num_classes, samples_per_class, hidden_dim)
+    network = getattr(_hw1(), MODEL_CLASSES[model])(num_classes, samples_per_class, hidden_dim)
     if state is not None:
         network.load_state_dict(state)
     return network
@@ -66,10 +106,11 @@ def initial_state(model, num_classes, samples_per_class, hidden_dim, seed):
 
 
 def forward(model, num_classes, samples_per_class, hidden_dim, state, images, labels, with_loss=True):
-    """Load `state` and run forward on (images, labels); with `with_loss`, also the loss and its backward pass.
+    """Load `state` and run forward on (images, labels); with `with_loss`, also the loss and its backward pass;
+    then forward once more on the same model instance (a second call must not depend on the first).
 
-    Returns the logits, the loss and every parameter's gradient (None without `with_loss`), and the caller's
-    `images` and `labels` tensors as they are after the calls (they must be unchanged).
+    Returns the logits of both calls, the loss and every parameter's gradient (None without `with_loss`), and the
+    caller's `images` and `labels` tensors as they are after the calls (they must be unchanged).
     """
     network = _build(model, num_classes, samples_per_class, hidden_dim, state)
     preds = network(images, labels)
@@ -80,49 +121,134 @@ def forward(model, num_classes, samples_per_class, hidden_dim, state, images, la
         outputs["loss"] = loss.detach()
         outputs["gradients"] = {name: parameter.grad.detach().clone() if parameter.grad is not None else None
                                 for name, parameter in network.named_parameters()}
+    outputs["preds_again"] = network(images, labels).detach()
     return {**outputs, "images_after": images, "labels_after": labels}
 
 
 def loss(num_classes, samples_per_class, preds, labels):
-    """`loss_function(preds, labels)` and its gradient with respect to `preds`."""
+    """`loss_function(p, labels)` and its gradient with respect to `p`, for each `p` of the list `preds`, all on
+    one model instance (in order): lists `loss` and `preds_grad`."""
     network = _build("lstm", num_classes, samples_per_class, hidden_dim=4)
-    preds = preds.clone().requires_grad_(True)
-    value = network.loss_function(preds, labels)
+    losses, gradients = [], []
+    for value in preds:
+        value = value.clone().requires_grad_(True)
+        result = network.loss_function(value, labels)
+        result.backward()
+        losses.append(result.detach())
+        gradients.append(value.grad)
+    return {"loss": losses, "preds_grad": gradients}
+
+
+def _training_run(model, num_classes, samples_per_class, hidden_dim, seed, initial_state):
+    """The model and the episode stream of a training run, set up in the same order every time (all generators
+    seeded, the model built, then the DataGenerator), so that asking again for a segment's episodes replays them."""
+    _seed_everything(seed)
+    network = _build(model, num_classes, samples_per_class, hidden_dim, initial_state)
+    generator = _load_data().DataGenerator(num_classes, samples_per_class, "train", config={"seed": seed})
+    return network, generator
+
+
+def _training_batch(generator, meta_batch_size):
+    """One meta-batch of the submission's episodes, as float32 tensors [B, K+1, N, 784], [B, K+1, N, N] (a dtype
+    slip in _sample is the data tests' business, not a reason to train on something else)."""
+    batch = [generator._sample() for _ in range(meta_batch_size)]
+    images = torch.as_tensor(np.stack([np.asarray(b[0]) for b in batch]), dtype=torch.float32)
+    labels = torch.as_tensor(np.stack([np.asarray(b[1]) for b in batch]), dtype=torch.float32)
+    return images, labels
+
+
+def _train_step(network, optimizer, images, labels):
+    """hw1.py's training step: the model's loss_function of its own predictions, one Adam step."""
+    value = network.loss_function(network(images, labels), labels)
+    optimizer.zero_grad(set_to_none=True)
     value.backward()
-    return {"loss": value.detach(), "preds_grad": preds.grad}
+    optimizer.step()
+    return value.detach()
+
+
+def _batch_digest(hasher, images, labels):
+    for tensor in (images, labels):
+        hasher.update(tensor.contiguous().reshape(-1).view(torch.uint8).numpy().tobytes())
 
 
 def train_model(model, num_classes, samples_per_class, hidden_dim, meta_batch_size, learning_rate, steps, seed,
-                device):
-    """Meta-train the submission's model with its own DataGenerator and loss_function (Adam, as hw1.py's loop);
-    keep it for `predict`. Training episodes come from the train split, seeded by `seed`."""
-    _seed_everything(seed)
-    network = _build(model, num_classes, samples_per_class, hidden_dim).to(device)
+                device, initial_state=None, checkpoint_every=0):
+    """Meta-train the submission's model with its own DataGenerator and loss_function (Adam, as hw1.py's loop),
+    from the weights `initial_state`; training episodes come from the train split, seeded by `seed`.
+
+    With `checkpoint_every`, commit to the trajectory: the digest of the training state (parameters and Adam
+    moments, `omniglot_data.trajectory`) at steps 0, every, 2 every, ..., steps, and of the episodes of each
+    segment; the states stay here for `training_checkpoint`.
+    """
+    network, generator = _training_run(model, num_classes, samples_per_class, hidden_dim, seed, initial_state)
+    network = network.to(device)
     optimizer = torch.optim.Adam(network.parameters(), lr=learning_rate)
-    generator = load_data.DataGenerator(num_classes, samples_per_class, "train", config={"seed": seed})
     network.train()
     started = time.perf_counter()
-    last_loss = None
+    checkpoints, digests, batch_digests, hasher, last_loss = [], [], [], None, None
+
+    def commit():
+        state = trajectory.training_state(dict(network.named_parameters()), optimizer)
+        checkpoints.append(state)
+        digests.append(trajectory.digest(state))
+
+    for step in range(steps):
+        if checkpoint_every and step % checkpoint_every == 0:
+            commit()
+            if hasher is not None:
+                batch_digests.append(hasher.hexdigest())
+            hasher = hashlib.sha256()
+        images, labels = _training_batch(generator, meta_batch_size)
+        if hasher is not None:
+            _batch_digest(hasher, images, labels)
+        last_loss = _train_step(network, optimizer, images.to(device), labels.to(device))
+    if checkpoint_every:
+        commit()
+        if hasher is not None:
+            batch_digests.append(hasher.hexdigest())
+    _trained.update(network=network, device=device, checkpoints=checkpoints)
+    return {"seconds": time.perf_counter() - started, "final_loss": None if last_loss is None else float(last_loss),
+            "digests": digests, "batch_digests": batch_digests}
+
+
+def training_checkpoint(index):
+    """Committed training state number `index` of the run `train_model` made in this worker."""
+    return {"state": _trained["checkpoints"][index]}
+
+
+def training_batches(model, num_classes, samples_per_class, hidden_dim, meta_batch_size, seed, first_step, steps):
+    """The episodes that training steps first_step .. first_step + steps - 1 of a `train_model` run with this seed
+    read (the stream set up again, the episodes before them drawn and dropped), and their digest."""
+    _, generator = _training_run(model, num_classes, samples_per_class, hidden_dim, seed, None)
+    for _ in range(first_step * meta_batch_size):
+        generator._sample()
+    hasher = hashlib.sha256()
+    images, labels = [], []
     for _ in range(steps):
-        batch = [generator._sample() for _ in range(meta_batch_size)]
-        images = torch.as_tensor(np.stack([np.asarray(b[0]) for b in batch]), device=device)
-        labels = torch.as_tensor(np.stack([np.asarray(b[1]) for b in batch]), device=device)
-        value = network.loss_function(network(images, labels), labels)
-        optimizer.zero_grad(set_to_none=True)
-        value.backward()
-        optimizer.step()
-        last_loss = value.detach()
-    seconds = time.perf_counter() - started
-    _trained["network"] = network
-    _trained["device"] = device
-    final = float(last_loss) if last_loss is not None else None
-    return {"seconds": seconds, "final_loss": final}
+        batch_images, batch_labels = _training_batch(generator, meta_batch_size)
+        _batch_digest(hasher, batch_images, batch_labels)
+        images.append(batch_images)
+        labels.append(batch_labels)
+    return {"images": torch.stack(images), "labels": torch.stack(labels), "digest": hasher.hexdigest()}
 
 
-def predict(images, labels):
-    """Logits of the trained model for episodes whose query labels the harness has zeroed."""
-    network = _trained["network"]
-    device = _trained["device"]
+def replay_training(model, num_classes, samples_per_class, hidden_dim, learning_rate, state, images, labels, device):
+    """From training state `state`, the training steps on the given meta-batches ([S, B, ...]); the state after them.
+    Called on the reference: the trusted step a committed trajectory must follow."""
+    network = _build(model, num_classes, samples_per_class, hidden_dim).to(device)
+    optimizer = torch.optim.Adam(network.parameters(), lr=learning_rate)
+    parameters = dict(network.named_parameters())
+    trajectory.load_training_state(state, parameters, optimizer)
+    network.train()
+    for batch_images, batch_labels in zip(images, labels):
+        _train_step(network, optimizer, batch_images.to(device), batch_labels.to(device))
+    return {"state": trajectory.training_state(parameters, optimizer)}
+
+
+def predict(model, num_classes, samples_per_class, hidden_dim, state, images, labels, device):
+    """Logits of a model built with the weights `state` (parameters by name) for episodes whose query labels the
+    harness has zeroed. Called on the reference: the grader scores trained weights with the reference's model."""
+    network = _build(model, num_classes, samples_per_class, hidden_dim, state).to(device)
     network.eval()
     with torch.no_grad():
         preds = network(images.to(device), labels.to(device))

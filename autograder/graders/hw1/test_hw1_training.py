@@ -21,10 +21,11 @@ GRADERS_DIR = Path(__file__).resolve().parent
 @pytest.mark.points(20)
 @pytest.mark.timeout(900)
 @pytest.mark.data_splits("train", "val")  # the trained code never holds the test characters
-def test_mann_accuracy(student, profile, partial_credit, request):
+def test_mann_accuracy(student, reference, profile, partial_credit, request):
     """MANN trained by your code reaches the calibrated query accuracy on secret test-split episodes"""
     describe = (f"{profile['eval_episodes']} secret {profile['num_classes']}-way {profile['num_shot']}-shot "
                 f"test-split episodes, after {profile['train_steps']} training steps (batch "
                 f"{profile['meta_batch_size']}, hidden {profile['hidden_dim']}, Adam lr {profile['learning_rate']})")
-    grade_measured_accuracy(GRADERS_DIR, "mann_accuracy", mann_accuracy, describe, student=student, profile=profile,
+    grade_measured_accuracy(GRADERS_DIR, "mann_accuracy", mann_accuracy, describe, student=student,
+                            reference=reference, profile=profile,
                             partial_credit=partial_credit, request=request)

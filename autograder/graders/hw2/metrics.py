@@ -1,16 +1,17 @@
 """Accuracy the HW2 grader measures itself (test_training_accuracy.py and `python -m autograder calibrate hw2`).
 
-The submission's own code trains in the worker from a seed the harness gives (ProtoNet: its train_step, hence its
-_step; MAML: its train_step, hence its _outer_step and _inner_loop), under the profile's budget. Then the harness
-draws evaluation tasks from the TEST split with the provided episode sampler and a seed the worker never sees, and
-sends the support images with their labels and the query images WITHOUT their labels:
+The submission's own code trains in the worker (ProtoNet: its train_step, hence its _step; MAML: its train_step,
+hence its _outer_step and _inner_loop), under the profile's budget, from initial weights the grader drew with a
+secret seed (on the reference), on the provided sampler's training stream; it hands back the trained weights and
+commits to its trajectory, which the grader checks by replaying a few secret segments with the reference's
+train_step on the same stream (`autograder.training_audit`). The trained weights are then scored with the
+REFERENCE code in a trusted worker, on tasks the harness draws from the TEST split with a seed the sandbox never
+sees (no evaluation-time code of the submission runs, and the test drawings never enter the sandbox):
 
-- ProtoNet: the worker returns the trained network's embeddings of each set; prototypes, distances and predictions
-  are computed here, so the score depends on the learnt embedding only;
-- MAML: the worker adapts to each support set with the submission's _inner_loop (train=False) and returns the
-  query logits of the adapted parameters.
-
-The harness scores the predictions against the query labels it kept.
+- ProtoNet: the reference network with the trained weights embeds each set; prototypes, distances and predictions
+  are computed here;
+- MAML: the reference adapts the trained meta-parameters to each support set with its _inner_loop (train=False)
+  and returns the query logits.
 """
 
 from __future__ import annotations
@@ -21,9 +22,14 @@ from functools import lru_cache
 import torch
 
 from autograder import SOLUTIONS_DIR
+from autograder.training_audit import audit_trajectory, checkpoint_steps, spacing
+from omniglot_data.trajectory import parameters_of
 
 CALL_TIMEOUT = 1800  # seconds per probe call when calibrating (grading uses the test's timeout marker)
 EVAL_CHUNK = 100  # tasks per evaluation call: keeps each request and reply small
+AUDIT_CHECKPOINTS = 20  # the trajectory is committed about this many times per run
+AUDIT_SEGMENTS = 2  # segments replayed with the reference's train_step (10% of the training)
+AUDIT_TOLERANCE = 1e-2  # replayed vs committed end of a segment, relative to the segment's movement (see docs)
 
 
 class BadPredictions(AssertionError):
@@ -74,15 +80,40 @@ def _chunks(tasks: dict):
         yield {key: value[start:start + EVAL_CHUNK] for key, value in tasks.items()}
 
 
-def protonet_accuracy(runner, budget, device, *, train_seed, eval_seed, train=True, data_dir=None) -> float:
+def _trained_weights(student, reference, train_probe: str, replay_probe: str, inputs: dict, steps: int,
+                     initial: tuple[str, dict], notes: list | None) -> dict:
+    """Train in the student's worker from `initial` (the probe's argument name and the parameters), check the
+    committed trajectory; the trained parameters."""
+    every = spacing(steps, AUDIT_CHECKPOINTS)
+    commitment = student.run(train_probe, **inputs, **dict([initial]), steps=steps, checkpoint_every=every)
+    boundaries = checkpoint_steps(steps, every)
+
+    def replay(state, k, _episodes):  # the reference regenerates the provided sampler's stream itself
+        return reference.run(replay_probe, **inputs, state=state, first_step=boundaries[k],
+                             steps=boundaries[k + 1] - boundaries[k])["state"]
+
+    final, audit = audit_trajectory(
+        commitment=commitment, initial_parameters=initial[1], total_steps=steps, every=every,
+        fetch_state=lambda k: student.run("training_checkpoint", index=k).get("state"), fetch_batches=None,
+        replay=replay, segments=AUDIT_SEGMENTS, tolerance=AUDIT_TOLERANCE)
+    if notes is not None:
+        notes.append(audit.describe())
+    return parameters_of(final)
+
+
+def protonet_accuracy(student, reference, budget, device, *, train_seed, init_seed, eval_seed, train=True,
+                      data_dir=None, notes=None) -> float:
     """Query accuracy of the ProtoNet embedding trained under `budget`, on `budget["eval_tasks"]` test-split tasks."""
-    runner.run("protonet_train", seed=train_seed, steps=int(budget["protonet_steps"]) if train else 0,
-               batch_size=int(budget["protonet_batch_size"]), num_way=int(budget["num_way"]),
-               num_support=int(budget["num_support"]), num_query=int(budget["train_num_query"]),
-               learning_rate=float(budget["protonet_learning_rate"]), device=device)
+    initial = reference.run("protonet_parameters", seed=init_seed)["state"]
+    inputs = dict(seed=train_seed, batch_size=int(budget["protonet_batch_size"]), num_way=int(budget["num_way"]),
+                  num_support=int(budget["num_support"]), num_query=int(budget["train_num_query"]),
+                  learning_rate=float(budget["protonet_learning_rate"]), device=device)
+    weights = _trained_weights(student, reference, "protonet_train", "protonet_replay", inputs,
+                               int(budget["protonet_steps"]) if train else 0, ("initial_state", initial), notes)
     correct, total = 0, 0
     for chunk in _chunks(evaluation_tasks(budget, eval_seed, data_dir)):
-        got = runner.run("protonet_embed", images_support=chunk["images_support"], images_query=chunk["images_query"])
+        got = reference.run("protonet_embed", state=weights, images_support=chunk["images_support"],
+                            images_query=chunk["images_query"], device=device)
         count, support_rows = chunk["labels_support"].shape
         query_rows = chunk["images_query"].shape[1]
         support = got.get("support")
@@ -95,19 +126,25 @@ def protonet_accuracy(runner, budget, device, *, train_seed, eval_seed, train=Tr
     return correct / total
 
 
-def maml_accuracy(runner, budget, device, *, train_seed, eval_seed, train=True, data_dir=None) -> float:
-    """Query accuracy of MAML trained under `budget` and adapted by its own inner loop, on test-split tasks."""
-    config = dict(num_inner_steps=int(budget["maml_inner_steps"]), inner_lr=float(budget["maml_inner_lr"]),
-                  learn_inner_lrs=False, outer_lr=float(budget["maml_outer_lr"]),
-                  num_hidden_channels=int(budget["maml_hidden_channels"]), variant="maml")
+def maml_accuracy(student, reference, budget, device, *, train_seed, init_seed, eval_seed, train=True, data_dir=None,
+                  notes=None) -> float:
+    """Query accuracy of MAML trained under `budget` and adapted by the reference's inner loop, on test-split tasks."""
     num_way = int(budget["num_way"])
-    runner.run("maml_train", seed=train_seed, steps=int(budget["maml_steps"]) if train else 0,
-               batch_size=int(budget["maml_batch_size"]), num_way=num_way, num_support=int(budget["num_support"]),
-               num_query=int(budget["train_num_query"]), config=config, device=device)
+    config = dict(num_outputs=num_way, num_inner_steps=int(budget["maml_inner_steps"]),
+                  inner_lr=float(budget["maml_inner_lr"]), learn_inner_lrs=False,
+                  outer_lr=float(budget["maml_outer_lr"]), num_hidden_channels=int(budget["maml_hidden_channels"]),
+                  variant="maml")
+    initial = reference.run("maml_parameters", seed=init_seed, config=config)["parameters"]
+    inputs = dict(seed=train_seed, batch_size=int(budget["maml_batch_size"]), num_way=num_way,
+                  num_support=int(budget["num_support"]), num_query=int(budget["train_num_query"]), config=config,
+                  device=device)
+    weights = _trained_weights(student, reference, "maml_train", "maml_replay", inputs,
+                               int(budget["maml_steps"]) if train else 0, ("initial_parameters", initial), notes)
     correct, total = 0, 0
     for chunk in _chunks(evaluation_tasks(budget, eval_seed, data_dir)):
-        got = runner.run("maml_query_logits", images_support=chunk["images_support"],
-                         labels_support=chunk["labels_support"], images_query=chunk["images_query"])
+        got = reference.run("maml_query_logits", config=config, parameters=weights,
+                            images_support=chunk["images_support"], labels_support=chunk["labels_support"],
+                            images_query=chunk["images_query"], device=device)
         logits = _check(got.get("logits"), (*chunk["labels_query"].shape, num_way), "the adapted query logits")
         correct += int((logits.argmax(-1) == chunk["labels_query"]).sum())
         total += chunk["labels_query"].numel()

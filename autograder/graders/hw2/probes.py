@@ -21,7 +21,6 @@ import numpy as np
 import torch
 
 TASK_KEYS = ("images_support", "labels_support", "images_query", "labels_query")
-_TRAINED: dict = {}  # the learner trained by a *_train probe, for the evaluation probe called next in the same test
 
 
 # ---- helpers ------------------------------------------------------------------------------------------------------
@@ -83,17 +82,60 @@ def sample_tasks(split, seed, num_tasks, num_way, num_support, num_query):
     return {key: torch.stack([task[i] for task in tasks]) for i, key in enumerate(TASK_KEYS)}
 
 
-def _train(learner, steps, batch_size, num_way, num_support, num_query, seed, device) -> dict:
-    """`steps` calls of the learner's train_step on training-split batches (the provided loop's episode stream)."""
+def _episode_batches(seed, first_step, steps, batch_size, num_way, num_support, num_query, device):
+    """Training batches number first_step .. first_step + steps - 1 of the provided sampler's stream for `seed`
+    (the stream every training probe reads; the grader's replay regenerates segments of it)."""
     import omniglot
 
-    metrics = {}
-    if steps > 0:
-        loader = omniglot.get_omniglot_dataloader("train", batch_size, num_way, num_support, num_query,
-                                                  steps * batch_size, seed=[seed, 0], device=device)
-        for task_batch in loader:
-            metrics = learner.train_step(task_batch)
-    return metrics
+    loader = omniglot.get_omniglot_dataloader("train", batch_size, num_way, num_support, num_query,
+                                              (first_step + steps) * batch_size, seed=[seed, 0], device=device)
+    for step, task_batch in enumerate(loader):
+        if step >= first_step:
+            yield task_batch
+
+
+_CHECKPOINTS: list = []  # the training states a *_train probe committed to, for `training_checkpoint`
+
+
+def _train(learner, parameters, steps, batch_size, num_way, num_support, num_query, seed, device,
+           checkpoint_every=0) -> dict:
+    """`steps` calls of the learner's train_step on training-split batches. With `checkpoint_every`, commit to the
+    trajectory: the digest of the training state (the named `parameters` and their Adam moments in
+    learner._optimizer) at steps 0, every, 2 every, ..., steps (`omniglot_data.trajectory`)."""
+    from omniglot_data import trajectory
+
+    metrics, digests = {}, []
+    _CHECKPOINTS.clear()
+
+    def commit():
+        _CHECKPOINTS.append(trajectory.training_state(parameters, learner._optimizer))
+        digests.append(trajectory.digest(_CHECKPOINTS[-1]))
+
+    for step, task_batch in enumerate(_episode_batches(seed, 0, steps, batch_size, num_way, num_support, num_query,
+                                                       device)):
+        if checkpoint_every and step % checkpoint_every == 0:
+            commit()
+        metrics = learner.train_step(task_batch)
+    if checkpoint_every:
+        commit()
+    return {"final_train_metrics": {key: _number(value) for key, value in metrics.items()}, "digests": digests}
+
+
+def training_checkpoint(index):
+    """Committed training state number `index` of the training probe run in this worker."""
+    return {"state": _CHECKPOINTS[index]}
+
+
+def _replay(learner, parameters, state, seed, first_step, steps, batch_size, num_way, num_support, num_query,
+            device) -> dict:
+    """From training state `state`, the learner's train_step on batches first_step.. of the stream; the state after.
+    Called on the reference: the trusted step a committed trajectory must follow."""
+    from omniglot_data import trajectory
+
+    trajectory.load_training_state(state, parameters, learner._optimizer)
+    for task_batch in _episode_batches(seed, first_step, steps, batch_size, num_way, num_support, num_query, device):
+        learner.train_step(task_batch)
+    return {"state": trajectory.training_state(parameters, learner._optimizer)}
 
 
 # ---- ProtoNet -------------------------------------------------------------------------------------------------------
@@ -113,6 +155,24 @@ class _EmbeddingRecorder(torch.nn.Module):
             output.retain_grad()
         self.calls.append((images, output))
         return output
+
+    def gradient_of(self, images_support):
+        """(the gradient of the loss w.r.t. the embeddings of `images_support`, whether they had a call of their own).
+
+        The embeddings come from the call that embedded exactly these images, else from a call whose input holds them
+        as consecutive rows (support and query embedded together); the gradient is None when no call embedded them
+        or no gradient reached that call's output."""
+        count = images_support.shape[0]
+        matches = [(images.shape[0] == count, start, output) for images, output in self.calls
+                   if images.shape[1:] == images_support.shape[1:]
+                   for start in range(images.shape[0] - count + 1)
+                   if torch.equal(images[start:start + count], images_support)]
+        if not matches:
+            return None, False
+        own_call, start, output = max(matches, key=lambda match: match[0])  # a call of their own first
+        if output.grad is None:
+            return None, own_call
+        return output.grad[start:start + count].detach().reshape(count, -1).clone(), own_call
 
 
 class _FlatteningNetwork(torch.nn.Module):
@@ -143,14 +203,31 @@ def protonet_parameters(seed):
     return {"state": _detached(_protonet()._network.state_dict())}
 
 
-def protonet_step(tasks, state=None, seed=0, identity_network=False, backward=False, record_embeddings=False):
+def _protonet_metrics(result) -> dict:
+    if not isinstance(result, tuple) or len(result) != 3:
+        raise TypeError(f"ProtoNet._step must return (loss, accuracy_support, accuracy_query), got {_kind(result)}")
+    loss, accuracy_support, accuracy_query = result
+    if not isinstance(loss, torch.Tensor) or loss.numel() != 1:
+        raise TypeError(f"ProtoNet._step must return the loss as a scalar tensor, got {_kind(loss)}")
+    return {
+        "loss": float(loss.detach()),
+        "loss_requires_grad": bool(loss.requires_grad),
+        "accuracy_support": _number(accuracy_support),
+        "accuracy_query": _number(accuracy_query),
+        "accuracy_kinds": [_kind(accuracy_support), _kind(accuracy_query)],
+    }
+
+
+def protonet_step(tasks, state=None, seed=0, identity_network=False, backward=False, record_embeddings=False,
+                  calls=1):
     """ProtoNet._step on a task batch: loss, accuracies (and their kinds), optionally gradients.
 
     state: network weights to load; None keeps the network's own initialisation from `seed`.
     identity_network: embed by flattening the images (the harness then knows every embedding exactly).
     backward: also return the gradients of the loss w.r.t. the network's parameters.
-    record_embeddings: also return the gradient of the loss w.r.t. each task's support embeddings (None where the
-        support images were not embedded by a call of their own, or no gradient reached them).
+    record_embeddings: also return the gradient of the loss w.r.t. each task's support embeddings (None where no
+        network call embedded the support images, or no gradient reached them).
+    calls: call _step this many times on the same object and batch; "later_calls" holds the metrics of calls 2...
     """
     network = _FlatteningNetwork() if identity_network else None
     _seed(seed)
@@ -158,16 +235,9 @@ def protonet_step(tasks, state=None, seed=0, identity_network=False, backward=Fa
     if record_embeddings:
         model._network = _EmbeddingRecorder(model._network)
     task_batch = _task_batch(tasks)
-    loss, accuracy_support, accuracy_query = model._step(task_batch)
-    if not isinstance(loss, torch.Tensor) or loss.numel() != 1:
-        raise TypeError(f"ProtoNet._step must return the loss as a scalar tensor, got {_kind(loss)}")
-    outputs = {
-        "loss": float(loss.detach()),
-        "loss_requires_grad": bool(loss.requires_grad),
-        "accuracy_support": _number(accuracy_support),
-        "accuracy_query": _number(accuracy_query),
-        "accuracy_kinds": [_kind(accuracy_support), _kind(accuracy_query)],
-    }
+    result = model._step(task_batch)
+    outputs = _protonet_metrics(result)
+    loss = result[0]
     if backward or record_embeddings:
         if not loss.requires_grad:
             raise RuntimeError("ProtoNet._step returned a loss that does not depend on the network's parameters")
@@ -178,42 +248,49 @@ def protonet_step(tasks, state=None, seed=0, identity_network=False, backward=Fa
             for name, parameter in model._network.named_parameters()
         }
     if record_embeddings:
-        found = []
-        for images_support, *_ in task_batch:
-            match = [out for images, out in model._network.calls
-                     if images.shape == images_support.shape and torch.equal(images, images_support)]
-            found.append(match[0].grad.detach().clone() if match and match[0].grad is not None else None)
-        outputs["support_embedding_gradients"] = found
-        outputs["support_embedded_separately"] = [
-            any(images.shape == task[0].shape and torch.equal(images, task[0]) for images, _ in model._network.calls)
-            for task in task_batch
-        ]
+        found = [model._network.gradient_of(task[0]) for task in task_batch]
+        outputs["support_embedding_gradients"] = [gradient for gradient, _ in found]
+        outputs["support_embedded_separately"] = [own_call for _, own_call in found]
+    outputs["later_calls"] = [_protonet_metrics(model._step(task_batch)) for _ in range(calls - 1)]
     return outputs
 
 
-def protonet_train(seed, steps, batch_size, num_way, num_support, num_query, learning_rate, device="cpu"):
-    """Train with the student's ProtoNet (its train_step, hence its _step) on training-split episodes."""
+def _protonet_learner(learning_rate, device, state=None):
     import protonet
 
-    _seed(seed)
     learner = protonet.ProtoNet(learning_rate=learning_rate, log_dir=None, device=device)
-    metrics = _train(learner, steps, batch_size, num_way, num_support, num_query, seed, device)
-    _TRAINED["protonet"] = learner
-    return {"final_train_metrics": {key: _number(value) for key, value in metrics.items()}}
+    if state is not None:
+        learner._network.load_state_dict(state)
+    return learner
 
 
-def protonet_embed(images_support, images_query):
-    """Embeddings of each task's support set and query set (one forward pass per set) by the trained network."""
-    learner = _TRAINED.get("protonet")
-    if learner is None:
-        raise RuntimeError("protonet_embed: call protonet_train first (in the same test)")
-    network = learner._network
+def protonet_train(seed, steps, batch_size, num_way, num_support, num_query, learning_rate, device="cpu",
+                   initial_state=None, checkpoint_every=0):
+    """Train with the student's ProtoNet (its train_step, hence its _step) on training-split episodes, from the
+    network weights `initial_state`, committing to the trajectory (see `_train`)."""
+    _seed(seed)
+    learner = _protonet_learner(learning_rate, device, initial_state)
+    return _train(learner, dict(learner._network.named_parameters()), steps, batch_size, num_way, num_support,
+                  num_query, seed, device, checkpoint_every)
+
+
+def protonet_replay(state, seed, first_step, steps, batch_size, num_way, num_support, num_query, learning_rate,
+                    device="cpu"):
+    learner = _protonet_learner(learning_rate, device)
+    return _replay(learner, dict(learner._network.named_parameters()), state, seed, first_step, steps, batch_size,
+                   num_way, num_support, num_query, device)
+
+
+def protonet_embed(state, images_support, images_query, device="cpu"):
+    """Embeddings of each task's support set and query set (one forward pass per set) by a network with the weights
+    `state`. Called on the reference: the grader scores trained weights with the reference's network."""
+    network = _protonet_learner(0.001, device, state)._network
     network.eval()
     support, query = [], []
     with torch.no_grad():
         for task_support, task_query in zip(images_support, images_query):
-            support.append(network(task_support.to(learner.device)).reshape(len(task_support), -1).float().cpu())
-            query.append(network(task_query.to(learner.device)).reshape(len(task_query), -1).float().cpu())
+            support.append(network(task_support.to(device)).reshape(len(task_support), -1).float().cpu())
+            query.append(network(task_query.to(device)).reshape(len(task_query), -1).float().cpu())
     return {"support": torch.stack(support), "query": torch.stack(query)}
 
 
@@ -242,22 +319,31 @@ def _unchanged(model, before: dict) -> dict:
     return {name: bool(torch.equal(current[name].detach().cpu(), value)) for name, value in before.items()}
 
 
+def _grads_left(model) -> list:
+    """Names of the meta-parameters whose .grad is set: what .backward() inside the inner loop leaves behind."""
+    return sorted(name for name, value in model._meta_parameters.items() if value.grad is not None)
+
+
 def _direction(model, seed: int) -> dict:
     generator = torch.Generator().manual_seed(seed)
     return {name: torch.randn(value.shape, generator=generator).to(value.device)
             for name, value in model._meta_parameters.items()}
 
 
-def maml_inner_loop(config, images, labels, train, parameters=None, inner_lrs=None, seed=0, direction_seed=None):
-    """MAML._inner_loop on one support set.
+def _accuracy_value(value):
+    """The accuracy an entry stands for, whatever its kind: a number, or the mean of a tensor/array (of per-example
+    correctness, say); None for anything else."""
+    number = _number(value)
+    if number is not None:
+        return number
+    if isinstance(value, torch.Tensor) and value.numel() > 0:
+        return float(value.detach().float().mean().cpu())
+    if isinstance(value, np.ndarray) and value.size > 0 and value.dtype != object:
+        return float(value.astype(np.float64).mean())
+    return None
 
-    direction_seed: draw a random direction v (returned as "direction") and also return d<adapted, v>/d(meta-
-        parameters) (None per name where the adapted parameters do not depend on it): v itself for a first-order
-        inner loop, v plus Hessian terms for a second-order one.
-    """
-    model = _maml(config, parameters, inner_lrs, seed)
-    before = _detached(model._meta_parameters)
-    result = model._inner_loop(images, labels, train)
+
+def _inner_loop_result(result) -> tuple:
     if not isinstance(result, tuple) or len(result) != 3:
         raise TypeError(f"MAML._inner_loop must return (parameters, accuracies, gradients), got {_kind(result)}")
     adapted, accuracies, gradients = result
@@ -265,35 +351,82 @@ def maml_inner_loop(config, images, labels, train, parameters=None, inner_lrs=No
     gradients = _tensor_dict(gradients, "the inner-loop gradients")
     if not isinstance(accuracies, (list, tuple)):
         raise TypeError(f"MAML._inner_loop must return the accuracies as a list, got {_kind(accuracies)}")
+    return adapted, accuracies, gradients
+
+
+def _direction_derivatives(model, adapted: dict, seed: int) -> dict:
+    """A random direction v; d<adapted, v>/d(meta-parameters) and d<adapted, v>/d(inner learning rates that require
+    grad), None per name where the adapted parameters do not depend on it."""
+    meta, rates = model._meta_parameters, model._inner_lrs
+    direction = _direction(model, seed)
+    learned = [name for name, value in rates.items() if value.requires_grad]
+    derivative = {name: None for name in meta}
+    rate_derivative = {name: None for name in rates}
+    connected = [name for name in direction if name in adapted and adapted[name].requires_grad]
+    if connected:
+        inner = sum((adapted[name] * direction[name]).sum() for name in connected)
+        values = torch.autograd.grad(inner, [meta[name] for name in meta] + [rates[name] for name in learned],
+                                     allow_unused=True)
+        detached = [None if value is None else value.detach().cpu().clone() for value in values]
+        derivative = dict(zip(meta, detached[:len(meta)]))
+        rate_derivative.update(zip(learned, detached[len(meta):]))
+    return {"direction": _detached(direction), "direction_derivative": derivative,
+            "direction_lr_derivative": rate_derivative}
+
+
+def maml_inner_loop(config, images, labels, train, parameters=None, inner_lrs=None, seed=0, direction_seed=None,
+                    calls=1):
+    """MAML._inner_loop on one support set.
+
+    direction_seed: draw a random direction v (returned as "direction") and also return d<adapted, v>/d(meta-
+        parameters) (None per name where the adapted parameters do not depend on it): v itself for a first-order
+        inner loop, v plus Hessian terms for a second-order one; and d<adapted, v>/d(each learned inner rate).
+    calls: call _inner_loop this many times on the same object; "later_adapted" holds the adapted parameters of
+        calls 2...
+    """
+    model = _maml(config, parameters, inner_lrs, seed)
+    before = _detached(model._meta_parameters)
+    adapted, accuracies, gradients = _inner_loop_result(model._inner_loop(images, labels, train))
     outputs = {
         "adapted": _detached(adapted),
         "adapted_requires_grad": {name: bool(value.requires_grad) for name, value in adapted.items()},
         "accuracies": [_number(value) for value in accuracies],
+        "accuracy_values": [_accuracy_value(value) for value in accuracies],
         "accuracy_kinds": [_kind(value) for value in accuracies],
         "gradients": _detached(gradients),
         "gradients_require_grad": {name: bool(value.requires_grad) for name, value in gradients.items()},
         "meta_parameters_unchanged": _unchanged(model, before),
+        "meta_gradients_left": _grads_left(model),
     }
     if direction_seed is not None:
-        meta = model._meta_parameters
-        direction = _direction(model, direction_seed)
-        outputs["direction"] = _detached(direction)
-        connected = [name for name in direction if name in adapted and adapted[name].requires_grad]
-        derivative = {name: None for name in meta}
-        if connected:
-            inner = sum((adapted[name] * direction[name]).sum() for name in connected)
-            values = torch.autograd.grad(inner, [meta[name] for name in meta], allow_unused=True)
-            derivative = {name: None if value is None else value.detach().clone()
-                          for name, value in zip(meta, values)}
-        outputs["direction_derivative"] = derivative
+        outputs.update(_direction_derivatives(model, adapted, direction_seed))
+    outputs["later_adapted"] = [_detached(_inner_loop_result(model._inner_loop(images, labels, train))[0])
+                                for _ in range(calls - 1)]
     return outputs
 
 
-def maml_outer_step(config, tasks, train, parameters=None, inner_lrs=None, seed=0):
-    """MAML._outer_step on a task batch: loss and metrics (no backward)."""
-    model = _maml(config, parameters, inner_lrs, seed)
-    before = _detached(model._meta_parameters)
-    result = model._outer_step(_task_batch(tasks), train)
+def maml_forward(config, images, parameters):
+    """Logits of the MAML network with the given parameters (called on the reference: scores parameters that a
+    submission's inner loop returned)."""
+    model = _maml(config)
+    with torch.no_grad():
+        return {"logits": model._forward(images, parameters).float().cpu()}
+
+
+def _support_index(tasks: dict, images) -> int:
+    for index, support in enumerate(tasks["images_support"]):
+        if isinstance(images, torch.Tensor) and images.shape == support.shape and torch.equal(images.cpu(), support):
+            return index
+    raise ValueError("_outer_step called _inner_loop with images that are not the support set of any task of the "
+                     "batch: adapt each task on its SUPPORT images and labels")
+
+
+def _train_flag(args, kwargs):
+    value = kwargs.get("train", args[2] if len(args) > 2 else None)
+    return value if isinstance(value, bool) else None
+
+
+def _outer_step_metrics(result, model) -> dict:
     if not isinstance(result, tuple) or len(result) != 3:
         raise TypeError(f"MAML._outer_step must return (outer_loss, accuracies_support, accuracy_query), got "
                         f"{_kind(result)}")
@@ -303,10 +436,53 @@ def maml_outer_step(config, tasks, train, parameters=None, inner_lrs=None, seed=
     return {
         "loss": float(loss.detach()),
         "loss_requires_grad": bool(loss.requires_grad),
-        "accuracies_support": torch.as_tensor(accuracies_support).detach().float().cpu().reshape(-1),
+        "accuracies_support": torch.as_tensor(accuracies_support).detach().float().cpu(),
         "accuracy_query": _number(accuracy_query),
-        "meta_parameters_unchanged": _unchanged(model, before),
+        "meta_gradients_left": _grads_left(model),
     }
+
+
+def maml_outer_step(config, tasks, train, parameters=None, inner_lrs=None, seed=0, given_adaptation=None,
+                    direction_seed=None, calls=1):
+    """MAML._outer_step on a task batch: loss and metrics (no backward), and what it asked of _inner_loop.
+
+    given_adaptation: {"deltas": [{name: tensor}] per task, "accuracies": [[float]] per task}: replace the
+        submission's _inner_loop by one that returns meta-parameters + delta of the task whose support images it is
+        given (a differentiable function of the meta-parameters), those accuracies and no gradients, so that
+        _outer_step is graded on its own. Otherwise the submission's _inner_loop runs, watched.
+    direction_seed: for the first _inner_loop call, the derivatives of `_direction_derivatives`.
+    calls: call _outer_step this many times on the same object; "later_calls" holds the metrics of calls 2...
+    """
+    model = _maml(config, parameters, inner_lrs, seed)
+    before = _detached(model._meta_parameters)
+    inner_loop, seen = model._inner_loop, []
+
+    def watched(*args, **kwargs):
+        if given_adaptation is None:
+            result = inner_loop(*args, **kwargs)
+        else:
+            images = kwargs.get("images", args[0] if args else None)
+            task = _support_index(tasks, images)
+            result = ({name: value + given_adaptation["deltas"][task][name].to(value.device)
+                       for name, value in model._meta_parameters.items()},
+                      [torch.tensor(float(value)) for value in given_adaptation["accuracies"][task]], {})
+        seen.append((_train_flag(args, kwargs), result))
+        return result
+
+    model._inner_loop = watched
+    outputs = _outer_step_metrics(model._outer_step(_task_batch(tasks), train), model)
+    outputs["meta_parameters_unchanged"] = _unchanged(model, before)
+    outputs["inner_loop_train_flags"] = [flag for flag, _ in seen]
+    if seen and given_adaptation is None:
+        adapted, _, gradients = _inner_loop_result(seen[0][1])
+        outputs["first_adapted"] = _detached(adapted)
+        outputs["first_gradients_require_grad"] = {name: bool(value.requires_grad)
+                                                   for name, value in gradients.items()}
+        if direction_seed is not None:
+            outputs.update(_direction_derivatives(model, adapted, direction_seed))
+    outputs["later_calls"] = [_outer_step_metrics(model._outer_step(_task_batch(tasks), train), model)
+                              for _ in range(calls - 1)]
+    return outputs
 
 
 def maml_meta_gradient(config, tasks, parameters=None, inner_lrs=None, seed=0):
@@ -318,7 +494,7 @@ def maml_meta_gradient(config, tasks, parameters=None, inner_lrs=None, seed=0):
     grad = lambda tensor: None if tensor.grad is None else tensor.grad.detach().cpu().clone()  # noqa: E731
     return {
         "loss": float(loss.detach()),
-        "accuracies_support": torch.as_tensor(accuracies_support).detach().float().cpu().reshape(-1),
+        "accuracies_support": torch.as_tensor(accuracies_support).detach().float().cpu(),
         "accuracy_query": _number(accuracy_query),
         "meta_gradients": {name: grad(value) for name, value in model._meta_parameters.items()},
         "inner_lr_gradients": {name: grad(value) for name, value in model._inner_lrs.items()},
@@ -326,24 +502,30 @@ def maml_meta_gradient(config, tasks, parameters=None, inner_lrs=None, seed=0):
     }
 
 
-def maml_train(seed, steps, batch_size, num_way, num_support, num_query, config, device="cpu"):
-    """Train with the student's MAML (its train_step: _outer_step and _inner_loop) on training-split episodes."""
-    learner = _maml({**config, "num_outputs": num_way, "device": device}, seed=seed)
-    metrics = _train(learner, steps, batch_size, num_way, num_support, num_query, seed, device)
-    _TRAINED["maml"] = learner
-    return {"final_train_metrics": {key: _number(value) for key, value in metrics.items()}}
+def maml_train(seed, steps, batch_size, num_way, num_support, num_query, config, device="cpu", initial_parameters=None,
+               checkpoint_every=0):
+    """Train with the student's MAML (its train_step: _outer_step and _inner_loop) on training-split episodes, from
+    the meta-parameters `initial_parameters`, committing to the trajectory (see `_train`)."""
+    learner = _maml({**config, "num_outputs": num_way, "device": device}, initial_parameters, seed=seed)
+    return _train(learner, learner._meta_parameters, steps, batch_size, num_way, num_support, num_query, seed, device,
+                  checkpoint_every)
 
 
-def maml_query_logits(images_support, labels_support, images_query):
-    """Adapt the trained MAML to each task's support set with its _inner_loop (train=False), then the query logits."""
-    learner = _TRAINED.get("maml")
-    if learner is None:
-        raise RuntimeError("maml_query_logits: call maml_train first (in the same test)")
+def maml_replay(state, seed, first_step, steps, batch_size, num_way, num_support, num_query, config, device="cpu"):
+    learner = _maml({**config, "num_outputs": num_way, "device": device})
+    return _replay(learner, learner._meta_parameters, state, seed, first_step, steps, batch_size, num_way,
+                   num_support, num_query, device)
+
+
+def maml_query_logits(config, parameters, images_support, labels_support, images_query, device="cpu"):
+    """Adapt meta-parameters `parameters` to each task's support set with _inner_loop (train=False), then the query
+    logits. Called on the reference: the grader scores trained weights with the reference's MAML."""
+    learner = _maml({**config, "device": device}, parameters)
     logits = []
     for support, labels, query in zip(images_support, labels_support, images_query):
-        adapted, _, _ = learner._inner_loop(support.to(learner.device), labels.to(learner.device), False)
+        adapted, _, _ = learner._inner_loop(support.to(device), labels.to(device), False)
         with torch.no_grad():
-            logits.append(learner._forward(query.to(learner.device), adapted).float().cpu())
+            logits.append(learner._forward(query.to(device), adapted).float().cpu())
     return {"logits": torch.stack(logits)}
 
 

@@ -1,0 +1,145 @@
+"""Check that trained weights handed back by a submission are the product of training from the grader's start.
+
+An accuracy test lets the submission's code train in the sandbox, but scores the weights it returns with the
+REFERENCE model code, outside the sandbox, on test episodes the sandbox never sees. What is left to trust is that
+those weights were trained, from the initialisation the grader drew, by the submission's model and loss, rather
+than shipped inside the submission or produced by code that only pretends to train. The probe commits to its
+trajectory while training (`omniglot_data.trajectory`: the digest of the training state every `every` steps, and
+of the episodes each segment trained on); afterwards the grader
+
+1. checks that the first committed state is the initialisation it sent (exactly) and that the segment count fits
+   the budget;
+2. draws a few segments with a secret random choice, asks for their two end states (each checked against its
+   digest, so nothing can be adapted after the choice) and the episodes they trained on (checked likewise), and
+   replays the segment with the reference's own training step, in a trusted worker;
+3. compares the replayed end with the committed one: `||replayed - committed|| / ||committed - start||` over all
+   parameters must be at most `tolerance`. A correct model written differently moves the parameters by float
+   rounding only; a trajectory that was not trained by this step (a jump to shipped weights, an update that is not
+   the reference model's gradient step) misses by the order of the segment's own movement.
+
+A trajectory in which a fraction f of the segments were not produced by the step is caught with probability at
+least 1 - (1 - f) ** segments; producing the other segments needs a correct model and loss anyway, so nothing is
+gained by faking part of it. The first failure is reported with the segment's steps and the error.
+"""
+
+from __future__ import annotations
+
+import math
+import secrets
+from dataclasses import dataclass, field
+from typing import Callable
+
+import torch
+
+from omniglot_data.trajectory import STEP, digest, initial_training_state, parameters_of
+
+
+class TrajectoryMismatch(AssertionError):
+    """The returned weights cannot be credited: their trajectory does not check out; the message says why."""
+
+
+def checkpoint_steps(total_steps: int, every: int) -> list[int]:
+    """The steps at which a run of `total_steps` commits its state: 0, every, 2 * every, ..., total_steps."""
+    if every < 1:
+        raise ValueError(f"every must be >= 1, got {every}")
+    return sorted(set(range(0, total_steps, every)) | {total_steps})
+
+
+def spacing(total_steps: int, checkpoints: int) -> int:
+    """The commitment spacing that gives about `checkpoints` segments."""
+    return max(1, math.ceil(total_steps / max(1, checkpoints)))
+
+
+@dataclass
+class Audit:
+    """What the audit checked: (first step, last step, error) per replayed segment, and the tolerance."""
+
+    tolerance: float
+    segments: list[tuple[int, int, float]] = field(default_factory=list)
+
+    def describe(self) -> str:
+        if not self.segments:
+            return "no training to check (0 steps)"
+        worst = max(error for *_, error in self.segments)
+        spans = ", ".join(f"{first}-{last}" for first, last, _ in self.segments)
+        return (f"training checked: steps {spans} replayed with the reference's update, largest relative "
+                f"difference {worst:.1e} (tolerance {self.tolerance:.0e})")
+
+
+def relative_step_error(start: dict, end: dict, replayed: dict) -> float:
+    """||replayed - end|| / ||end - start|| over all parameters (infinity when not finite or not comparable)."""
+    want, got, first = parameters_of(end), parameters_of(replayed), parameters_of(start)
+    if set(want) != set(got) or set(want) != set(first):
+        return math.inf
+    miss = sum(float((got[n].double() - want[n].double()).square().sum()) for n in want)
+    moved = sum(float((want[n].double() - first[n].double()).square().sum()) for n in want)
+    error = math.sqrt(miss) / max(math.sqrt(moved), 1e-30)
+    return error if math.isfinite(error) else math.inf
+
+
+def _check_state(state, committed: str, what: str, names: set[str]) -> dict:
+    if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
+        raise TrajectoryMismatch(f"{what}: the training probe returned no training state")
+    if set(parameters_of(state)) != names:
+        raise TrajectoryMismatch(f"{what}: the state holds parameters {sorted(parameters_of(state))}, expected "
+                                 f"{sorted(names)}")
+    if digest(state) != committed:
+        raise TrajectoryMismatch(f"{what}: the state returned now is not the one committed during training")
+    return state
+
+
+def audit_trajectory(*, commitment: dict, initial_parameters: dict[str, torch.Tensor], total_steps: int, every: int,
+                     fetch_state: Callable[[int], dict], fetch_batches: Callable[[int], tuple[object, str]] | None,
+                     replay: Callable[[dict, int, object], dict], segments: int, tolerance: float,
+                     rng=None) -> tuple[dict, Audit]:
+    """Check a committed trajectory (see the module docstring); return (final training state, Audit).
+
+    commitment: what the training probe returned: "digests" (one per checkpoint step) and "batch_digests" (one
+        per segment, of the episodes it trained on; only read with `fetch_batches`).
+    fetch_state(k): the committed state number k (from the worker that trained).
+    fetch_batches(k): (episodes of segment k, their digest as the worker computes it now); None when the grader
+        draws the episodes itself (then `replay` gets None and regenerates them).
+    replay(state, k, episodes): the reference's training state after replaying segment k from `state`.
+    Raises TrajectoryMismatch with a student-readable message.
+    """
+    rng = rng or secrets.SystemRandom()
+    steps = checkpoint_steps(total_steps, every)
+    digests = commitment.get("digests") if isinstance(commitment, dict) else None
+    if not isinstance(digests, list) or len(digests) != len(steps) or not all(isinstance(d, str) for d in digests):
+        raise TrajectoryMismatch(f"training committed {len(digests) if isinstance(digests, list) else 'no'} "
+                                 f"checkpoints, expected {len(steps)} (steps {steps[0]}..{steps[-1]}, every {every})")
+    names = set(initial_parameters)
+    if digests[0] != digest(initial_training_state(initial_parameters)):
+        raise TrajectoryMismatch("training did not start from the initial weights the grader gave (the model's "
+                                 "parameters must be exactly the loaded state_dict before the first step)")
+    audit = Audit(tolerance)
+    chosen = sorted(rng.sample(range(len(steps) - 1), min(segments, len(steps) - 1)))
+    batch_digests = commitment.get("batch_digests")
+    for k in chosen:
+        first, last = steps[k], steps[k + 1]
+        where = f"training steps {first}-{last}"
+        start = _check_state(fetch_state(k), digests[k], f"{where}: the state at step {first}", names)
+        end = _check_state(fetch_state(k + 1), digests[k + 1], f"{where}: the state at step {last}", names)
+        episodes = None
+        if fetch_batches is not None:
+            episodes, now = fetch_batches(k)
+            if not isinstance(batch_digests, list) or k >= len(batch_digests) or now != batch_digests[k]:
+                raise TrajectoryMismatch(
+                    f"{where}: asked again for the episodes of these steps (a new DataGenerator with the same "
+                    "config seed, the same number of _sample() calls before them), your DataGenerator gave other "
+                    "episodes than during training, so the grader cannot check the training. All randomness must "
+                    "come from self.rng (seeded from config['seed']); see the data test on seeds")
+        for state, expected in ((start, first), (end, last)):
+            if float(state[STEP]) != float(expected):
+                raise TrajectoryMismatch(f"{where}: the optimizer's step count is {float(state[STEP]):g} where "
+                                         f"training was at step {expected}")
+        error = relative_step_error(start, end, replay(start, k, episodes))
+        audit.segments.append((first, last, error))
+        if not error <= tolerance:
+            raise TrajectoryMismatch(
+                f"{where}: replaying them from your own checkpoint with the reference's model, loss and Adam step "
+                f"(on the same episodes) ends {error:.2e} (relative to how far these steps moved the weights) from "
+                f"where your training ended; the tolerance is {tolerance:.0e}. So the weights cannot be credited "
+                "as trained by this model: the model tests show what your forward/loss computes differently")
+    final = _check_state(fetch_state(len(steps) - 1), digests[-1], f"the state after step {total_steps}", names)
+    return final, audit
