@@ -190,13 +190,15 @@ GRADING_TRAIN_SEED = 0
 
 
 def grade_measured_accuracy(graders_dir, metric: str, measure, describe: str, *, student, reference, profile,
-                            partial_credit, request) -> None:
+                            partial_credit, request, secret_initialisation: bool = True) -> None:
     """The body of an accuracy test: train the student's code, score its weights, award credit on the calibrated bar.
 
     `measure(student, reference, profile, device, train_seed=, init_seed=, eval_seed=, data_dir=, notes=) -> float`
     trains the submission in its worker from initial weights drawn with `init_seed` (fresh and secret on every run,
-    like `eval_seed`), checks its trajectory, and scores the weights with the reference on test episodes drawn with
-    `eval_seed`; `describe` says what was measured ("1000 secret 2-way 1-shot test-split episodes, after ...").
+    like `eval_seed`; with `secret_initialisation=False` the graders' own seed, the one the bar's out-of-sample
+    check used, for a model whose outcome under the budget depends on its initialisation), checks its trajectory,
+    and scores the weights with the reference on test episodes drawn with `eval_seed`; `describe` says what was
+    measured ("1000 secret 2-way 1-shot test-split episodes, after ...").
     The student is told the accuracy and the bar; a missing, pending or stale bar is the grader's error, never the
     student's.
     """
@@ -210,7 +212,8 @@ def grade_measured_accuracy(graders_dir, metric: str, measure, describe: str, *,
         raise GraderError(str(error)) from None
     notes: list[str] = []
     accuracy = measure(student, reference, profile, profile.device, train_seed=GRADING_TRAIN_SEED,
-                       init_seed=secrets.randbits(31), eval_seed=secrets.randbits(63),
+                       init_seed=secrets.randbits(31) if secret_initialisation else GRADING_TRAIN_SEED,
+                       eval_seed=secrets.randbits(63),
                        data_dir=run_data_dir(request.config), notes=notes)
     summary = "; ".join([f"query accuracy {accuracy:.3f} on {describe}", bar.describe(), *notes])
     try:

@@ -10,8 +10,9 @@ of the episodes each segment trained on); afterwards the grader
 1. checks that the first committed state is the initialisation it sent (exactly) and that the segment count fits
    the budget;
 2. draws a few segments with a secret random choice, asks for their two end states (each checked against its
-   digest, so nothing can be adapted after the choice) and the episodes they trained on (checked likewise), and
-   replays the segment with the reference's own training step, in a trusted worker;
+   digest, so nothing can be adapted after the choice), and replays the segment with the reference's own training
+   step, in a trusted worker, on the episodes it trained on (checked against their digest by the caller:
+   `EpisodeDigest`);
 3. compares the replayed end with the committed one: `||replayed - committed|| / ||committed - start||` over all
    parameters must be at most `tolerance`. A correct model written differently moves the parameters by float
    rounding only; a trajectory that was not trained by this step (a jump to shipped weights, an update that is not
@@ -24,6 +25,7 @@ gained by faking part of it. The first failure is reported with the segment's st
 
 from __future__ import annotations
 
+import hashlib
 import math
 import secrets
 from dataclasses import dataclass, field
@@ -66,6 +68,30 @@ class Audit:
                 f"difference {worst:.1e} (tolerance {self.tolerance:.0e})")
 
 
+def episodes_not_replayed(first: int, last: int) -> TrajectoryMismatch:
+    return TrajectoryMismatch(
+        f"training steps {first}-{last}: asked again for the episodes of these steps (a new DataGenerator with the "
+        "same config seed, the same number of _sample() calls before them), your DataGenerator gave other episodes "
+        "than during training, so the grader cannot check the training. All randomness of _sample must come from "
+        "self.rng (seeded from config['seed']); see the data test on seeds")
+
+
+class EpisodeDigest:
+    """The digest of the episodes of training steps, computed the way the training probes commit to them: each
+    step's tensors (images, then labels for HW1) as float32 bytes, in order."""
+
+    def __init__(self):
+        self._hasher = hashlib.sha256()
+
+    def add(self, *tensors: torch.Tensor) -> None:
+        for tensor in tensors:
+            self._hasher.update(tensor.detach().to("cpu", torch.float32).contiguous().reshape(-1)
+                                .view(torch.uint8).numpy().tobytes())
+
+    def hexdigest(self) -> str:
+        return self._hasher.hexdigest()
+
+
 def relative_step_error(start: dict, end: dict, replayed: dict) -> float:
     """||replayed - end|| / ||end - start|| over all parameters (infinity when not finite or not comparable)."""
     want, got, first = parameters_of(end), parameters_of(replayed), parameters_of(start)
@@ -89,17 +115,15 @@ def _check_state(state, committed: str, what: str, names: set[str]) -> dict:
 
 
 def audit_trajectory(*, commitment: dict, initial_parameters: dict[str, torch.Tensor], total_steps: int, every: int,
-                     fetch_state: Callable[[int], dict], fetch_batches: Callable[[int], tuple[object, str]] | None,
-                     replay: Callable[[dict, int, object], dict], segments: int, tolerance: float,
-                     rng=None) -> tuple[dict, Audit]:
+                     fetch_state: Callable[[int], dict], replay: Callable[[dict, int], dict], segments: int,
+                     tolerance: float, rng=None) -> tuple[dict, Audit]:
     """Check a committed trajectory (see the module docstring); return (final training state, Audit).
 
-    commitment: what the training probe returned: "digests" (one per checkpoint step) and "batch_digests" (one
-        per segment, of the episodes it trained on; only read with `fetch_batches`).
+    commitment: what the training probe returned: "digests", one per checkpoint step (`checkpoint_steps`).
     fetch_state(k): the committed state number k (from the worker that trained).
-    fetch_batches(k): (episodes of segment k, their digest as the worker computes it now); None when the grader
-        draws the episodes itself (then `replay` gets None and regenerates them).
-    replay(state, k, episodes): the reference's training state after replaying segment k from `state`.
+    replay(state, k): the reference's training state after replaying segment k from `state`, on the episodes that
+        segment trained on (the caller gets them and checks them against its own commitment, raising
+        TrajectoryMismatch when they differ; segments are replayed in increasing order).
     Raises TrajectoryMismatch with a student-readable message.
     """
     rng = rng or secrets.SystemRandom()
@@ -114,26 +138,16 @@ def audit_trajectory(*, commitment: dict, initial_parameters: dict[str, torch.Te
                                  "parameters must be exactly the loaded state_dict before the first step)")
     audit = Audit(tolerance)
     chosen = sorted(rng.sample(range(len(steps) - 1), min(segments, len(steps) - 1)))
-    batch_digests = commitment.get("batch_digests")
     for k in chosen:
         first, last = steps[k], steps[k + 1]
         where = f"training steps {first}-{last}"
         start = _check_state(fetch_state(k), digests[k], f"{where}: the state at step {first}", names)
         end = _check_state(fetch_state(k + 1), digests[k + 1], f"{where}: the state at step {last}", names)
-        episodes = None
-        if fetch_batches is not None:
-            episodes, now = fetch_batches(k)
-            if not isinstance(batch_digests, list) or k >= len(batch_digests) or now != batch_digests[k]:
-                raise TrajectoryMismatch(
-                    f"{where}: asked again for the episodes of these steps (a new DataGenerator with the same "
-                    "config seed, the same number of _sample() calls before them), your DataGenerator gave other "
-                    "episodes than during training, so the grader cannot check the training. All randomness must "
-                    "come from self.rng (seeded from config['seed']); see the data test on seeds")
         for state, expected in ((start, first), (end, last)):
             if float(state[STEP]) != float(expected):
                 raise TrajectoryMismatch(f"{where}: the optimizer's step count is {float(state[STEP]):g} where "
                                          f"training was at step {expected}")
-        error = relative_step_error(start, end, replay(start, k, episodes))
+        error = relative_step_error(start, end, replay(start, k))
         audit.segments.append((first, last, error))
         if not error <= tolerance:
             raise TrajectoryMismatch(

@@ -15,7 +15,8 @@ from functools import lru_cache
 import numpy as np
 import torch
 
-from autograder.training_audit import TrajectoryMismatch, audit_trajectory, checkpoint_steps, spacing
+from autograder.training_audit import (EpisodeDigest, TrajectoryMismatch, audit_trajectory, checkpoint_steps,
+                                       episodes_not_replayed, spacing)
 from hw1_episodes import PIXEL_TOLERANCE, draw_episodes, hide_query_labels, store_and_index
 from omniglot_data.trajectory import parameters_of
 
@@ -24,6 +25,7 @@ EVAL_CHUNK = 500  # episodes per predict call: keeps each reply small
 AUDIT_CHECKPOINTS = 30  # the trajectory is committed about this many times per run
 AUDIT_SEGMENTS = 3  # segments replayed with the reference's step (10% of the training)
 AUDIT_TOLERANCE = 1e-2  # replayed vs committed end of a segment, relative to the segment's movement (see docs)
+REPLAY_CHUNK_BYTES = 32 * 2**20  # episodes fetched and replayed per call (a gpu-profile segment is ~270 MB of them)
 
 
 class BadPredictions(AssertionError):
@@ -81,30 +83,44 @@ def _train_and_score(student, reference, model: str, budget, device: str, *, tra
                              steps=steps, seed=train_seed, device=device, initial_state=initial,
                              checkpoint_every=every)
 
-    def fetch_batches(k):
-        got = student.run("training_batches", **case, meta_batch_size=batch_size, seed=train_seed,
-                          first_step=boundaries[k], steps=boundaries[k + 1] - boundaries[k])
-        images, labels = got.get("images"), got.get("labels")
-        expected = (boundaries[k + 1] - boundaries[k], batch_size, samples_per_class, num_classes)
-        for value, shape in ((images, (*expected, 784)), (labels, (*expected, num_classes))):
-            if not isinstance(value, torch.Tensor) or tuple(value.shape) != shape or value.dtype != torch.float32:
-                raise TrajectoryMismatch(f"training steps {boundaries[k]}-{boundaries[k + 1]}: the training probe "
-                                         f"returned episodes that are not float32 tensors of shape {shape}")
-        leaked = count_test_drawings(images, data_dir)
-        if leaked:
-            raise TrajectoryMismatch(f"training steps {boundaries[k]}-{boundaries[k + 1]}: {leaked} training images "
-                                     "are drawings of the TEST split, which the training sandbox does not hold: "
-                                     "train on the episodes of DataGenerator(..., 'train') only")
-        return (images, labels), got.get("digest")
+    episode_bytes = samples_per_class * num_classes * (784 + num_classes) * 4
+    chunk_steps = max(1, REPLAY_CHUNK_BYTES // (batch_size * episode_bytes))
 
-    def replay(state, k, episodes):
-        return reference.run("replay_training", **case, learning_rate=learning_rate, state=state,
-                             images=episodes[0], labels=episodes[1], device=device)["state"]
+    def replay(state, k):
+        """Segment k replayed on the reference, on the episodes the student's stream gives for it (fetched in
+        chunks; their digest must be the one committed during training)."""
+        first, last = boundaries[k], boundaries[k + 1]
+        episodes = EpisodeDigest()
+        for chunk_first in range(first, last, chunk_steps):
+            count = min(chunk_steps, last - chunk_first)
+            got = student.run("training_batches", **case, meta_batch_size=batch_size, seed=train_seed,
+                              first_step=chunk_first, steps=count)
+            images, labels = got.get("images"), got.get("labels")
+            shape = (count, batch_size, samples_per_class, num_classes)
+            for value, expected in ((images, (*shape, 784)), (labels, (*shape, num_classes))):
+                if not isinstance(value, torch.Tensor) or tuple(value.shape) != expected or \
+                        value.dtype != torch.float32:
+                    raise TrajectoryMismatch(f"training steps {first}-{last}: the training probe returned "
+                                             f"episodes that are not float32 tensors of shape {expected}")
+            leaked = count_test_drawings(images, data_dir)
+            if leaked:
+                raise TrajectoryMismatch(f"training steps {first}-{last}: {leaked} training images are drawings of "
+                                         "the TEST split, which the training sandbox does not hold: train on the "
+                                         "episodes of DataGenerator(..., 'train') only")
+            for step_images, step_labels in zip(images, labels):
+                episodes.add(step_images, step_labels)
+            state = reference.run("replay_training", **case, learning_rate=learning_rate, state=state,
+                                  images=images, labels=labels, device=device)["state"]
+        committed = commitment.get("batch_digests") if isinstance(commitment, dict) else None
+        if not isinstance(committed, list) or len(committed) != len(boundaries) - 1 or \
+                committed[k] != episodes.hexdigest():
+            raise episodes_not_replayed(first, last)
+        return state
 
     final, audit = audit_trajectory(
         commitment=commitment, initial_parameters=initial, total_steps=steps, every=every,
-        fetch_state=lambda k: student.run("training_checkpoint", index=k).get("state"),
-        fetch_batches=fetch_batches, replay=replay, segments=AUDIT_SEGMENTS, tolerance=AUDIT_TOLERANCE)
+        fetch_state=lambda k: student.run("training_checkpoint", index=k).get("state"), replay=replay,
+        segments=AUDIT_SEGMENTS, tolerance=AUDIT_TOLERANCE)
     if notes is not None:
         notes.append(audit.describe())
     weights = parameters_of(final)

@@ -26,6 +26,11 @@ def test_mann_accuracy(student, reference, profile, partial_credit, request):
     describe = (f"{profile['eval_episodes']} secret {profile['num_classes']}-way {profile['num_shot']}-shot "
                 f"test-split episodes, after {profile['train_steps']} training steps (batch "
                 f"{profile['meta_batch_size']}, hidden {profile['hidden_dim']}, Adam lr {profile['learning_rate']})")
+    # The initial weights are the graders' fixed ones (seed 0, as the bar's out-of-sample check): under the cpu budget
+    # the MANN's outcome is a lottery over initialisations (the reference from seed-0 episodes reached 0.87 from the
+    # seed-0 weights but 0.54-0.75 from four other draws), so a secret draw would cost correct students points. The
+    # trajectory audit still ties the weights to training from them: a trajectory cannot be shipped (each state is
+    # 5.6 MB), and every replayed segment must be the reference's step.
     grade_measured_accuracy(GRADERS_DIR, "mann_accuracy", mann_accuracy, describe, student=student,
-                            reference=reference, profile=profile,
-                            partial_credit=partial_credit, request=request)
+                            reference=reference, profile=profile, partial_credit=partial_credit, request=request,
+                            secret_initialisation=False)
