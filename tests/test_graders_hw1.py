@@ -1,5 +1,6 @@
 """The HW1 grader end to end, in the sandbox, with the cpu profile: the reference gets full marks (extra credit
-included), the blank starter 0 without a crash, and every corpus variant scores as it must.
+included), the blank starter 0 without a crash, every corpus variant scores as it must (a bug loses points in its
+named tests and in no test of its `keeps`), and a syntax error in one submission file costs only that file's tests.
 
 The reference and the blank starter are graded once, with every test; each corpus variant (tests/fixtures/validity/
 hw1/) only with the tests it concerns (`grade_submission(select=...)`). All gradings start together on two threads
@@ -12,6 +13,7 @@ from __future__ import annotations
 
 import ast
 import shutil
+import tomllib
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 
@@ -25,6 +27,15 @@ from validity_corpus import CorpusError, build_submission, load_variants
 CORPUS_DIR = Path(__file__).resolve().parent / "fixtures" / "validity" / "hw1"
 HW1_GRADERS = GRADERS_DIR / "hw1"
 BUGS, ALTERNATES = load_variants(CORPUS_DIR)
+# bug name -> the tests (node ids or groups) it must NOT lose points in, apart from its own: one bug, one deduction
+KEEPS = {bug["name"]: tuple(bug.get("keeps", ()))
+         for bug in tomllib.loads((CORPUS_DIR / "bugs.toml").read_text())["bug"]}
+# A submission file that does not even compile costs only the tests of that file: {case: (file, tests it loses,
+# tests that must keep full marks)}. Not corpus entries: the corpus builder rejects code that does not compile.
+SYNTAX_ERRORS = {
+    "hw1_py_syntax_error": ("hw1.py", ["test_hw1_models.py::test_mann_forward_matches_reference"], ["data"]),
+    "load_data_py_syntax_error": ("load_data.py", ["test_hw1_data.py::test_sample_shapes"], ["models"]),
+}
 PROFILE = "cpu"
 
 pytestmark = pytest.mark.slow
@@ -70,6 +81,20 @@ GROUPS = {"data": grader_test_ids("test_hw1_data.py"), "models": grader_test_ids
 GROUPS["all"] = sorted(id_ for file in sorted(HW1_GRADERS.glob("test_*.py")) for id_ in grader_test_ids(file.name))
 
 
+def _expand(entries) -> list[str]:
+    """Node ids of corpus test entries (node ids or group names), without repeats, in order."""
+    return list(dict.fromkeys(node for entry in entries for node in GROUPS.get(entry, [entry])))
+
+
+def _broken_copy(file_name: str, dest: Path) -> Path:
+    """The reference with `file_name` ending in a syntax error."""
+    dest.mkdir(parents=True)
+    for name in ("load_data.py", "hw1.py"):
+        text = (SOLUTIONS_DIR / "hw1" / name).read_text()
+        (dest / name).write_text(text + "\n\ndef unfinished(:\n" if name == file_name else text)
+    return dest
+
+
 @pytest.fixture(scope="module")
 def gradings(hw1, tmp_path_factory):
     """Every grading of this module, started at once on two worker threads (longest first); {key: (select, future)}.
@@ -80,8 +105,11 @@ def gradings(hw1, tmp_path_factory):
     pool = ThreadPoolExecutor(max_workers=2)
     futures = {"reference": (None, pool.submit(_grade, hw1, SOLUTIONS_DIR / "hw1")),
                "starter": (None, pool.submit(_grade, hw1, REPO_ROOT / "hw1"))}
+    for case, (file_name, loses, keeps) in SYNTAX_ERRORS.items():
+        submission = _broken_copy(file_name, root / case)
+        futures[case] = (_expand([*loses, *keeps]), pool.submit(_grade, hw1, submission, _expand([*loses, *keeps])))
     for variant in [*ALTERNATES, *BUGS]:  # slowest first: the two threads finish together
-        select = [node for entry in variant.tests for node in GROUPS.get(entry, [entry])]
+        select = _expand([*variant.tests, *KEEPS.get(variant.name, ())] if variant.kind == "bug" else variant.tests)
         try:
             submission = build_submission(SOLUTIONS_DIR / "hw1", variant, root / variant.name, hw1.student_files)
         except CorpusError as error:  # fails this variant's test, loudly, and nothing else
@@ -152,6 +180,24 @@ def test_bug_loses_points_in_its_named_test(bug, gradings):
     assert sorted(tests) == sorted(select), "select= must run exactly the chosen tests"
     kept = [tests[i] for i in bug.tests if tests[i]["score"] >= tests[i]["extra_data"]["points"]]
     assert not kept, f"bug {bug.name!r} was not caught:\n" + _failure_report(kept)
+    charged_again = [tests[i] for i in _expand(KEEPS[bug.name]) if i not in bug.tests
+                     and (tests[i]["status"] != "passed" or tests[i]["score"] < tests[i]["extra_data"]["points"])]
+    assert not charged_again, f"bug {bug.name!r} also lost points in:\n" + _failure_report(charged_again)
+
+
+@pytest.mark.parametrize("case", sorted(SYNTAX_ERRORS))
+def test_syntax_error_costs_only_that_files_tests(case, gradings):
+    file_name, loses, keeps = SYNTAX_ERRORS[case]
+    select, future = gradings[case]
+    results = future.result()
+    assert not results["extra_data"]["grader_errors"], results["extra_data"]["grader_errors"]
+    tests = _by_id(results)
+    assert sorted(tests) == sorted(select)
+    lost = [tests[i] for i in loses]
+    assert all(t["score"] == 0 and "SyntaxError" in t["output"] for t in lost), _failure_report(lost)
+    short = [tests[i] for i in _expand(keeps) if tests[i]["status"] != "passed"
+             or tests[i]["score"] < tests[i]["extra_data"]["points"]]
+    assert not short, f"a syntax error in {file_name} also cost:\n" + _failure_report(short)
 
 
 @pytest.mark.parametrize("alternate", ALTERNATES, ids=[a.name for a in ALTERNATES])

@@ -16,6 +16,31 @@ from omniglot_data import load_store
 # An image counts as a drawing of the store when every pixel is within this of k/255 for an integer k (float32
 # spacing near 1 is 6e-8: a correct loader that divides or subtracts in another order is off by ~1e-7 at most).
 PIXEL_TOLERANCE = 1e-5
+# The lenient lookup (`identify(..., lenient=True)`): a quarter of an ink level, so float16 ink still identifies.
+LENIENT_TOLERANCE = 0.25 / 255
+
+
+def to_ink(images) -> tuple[np.ndarray, list[str]]:
+    """`images` ([..., 784]) mapped back to ink in float64 under the common normalisation slips, and which slips
+    were undone (in the words a student needs). Decided per image: Omniglot is mostly background, so an ink drawing's
+    median is at most 1/255 and an inverted one's at least 254/255. Zeros, constants and noise identify as nothing
+    either way.
+    """
+    x = np.array(images, dtype=np.float64)
+    slips = []
+    scale = x.max(axis=-1, keepdims=True) > 1.5
+    if scale.any():
+        slips.append("scaled 0..255 instead of 0..1 (divide by 255)")
+        x = np.where(scale, x / 255, x)
+    signed = x.min(axis=-1, keepdims=True) < -0.5
+    if signed.any():
+        slips.append("scaled to -1..1 instead of 0..1")
+        x = np.where(signed, (x + 1) / 2, x)
+    inverted = np.median(x, axis=-1, keepdims=True) > 0.5
+    if inverted.any():
+        slips.append("inverted: background 1.0 and strokes 0.0, the PNG's convention (ink is 1 - png / 255)")
+        x = np.where(inverted, 1 - x, x)
+    return x, slips
 
 
 @lru_cache(maxsize=4)
@@ -42,13 +67,20 @@ class DrawingIndex:
         self.store = store
         self._exact = store.drawing_index()
 
-    def identify(self, image: np.ndarray) -> tuple[tuple[int, int], ...]:
-        """All (row, drawing) pairs whose pixels equal `image` (784 ink values); () when none does."""
+    def identify(self, image: np.ndarray, lenient: bool = False) -> tuple[tuple[int, int], ...]:
+        """All (row, drawing) pairs whose pixels equal `image` (784 ink values); () when none does.
+
+        `lenient` first undoes the normalisation slips of `to_ink` (0..255, inverted, -1..1) and allows a quarter
+        ink level: whether the code loaded real drawings, for the checks of everything but the pixel convention.
+        """
+        if lenient:
+            image = to_ink(np.asarray(image).reshape(-1))[0]
         scaled = np.asarray(image, dtype=np.float64).reshape(-1) * 255.0
-        if not np.all(np.isfinite(scaled)):
+        if scaled.size != self.store.images[0, 0].size or not np.all(np.isfinite(scaled)):
             return ()
         levels = np.rint(scaled)
-        if np.abs(scaled - levels).max() > PIXEL_TOLERANCE * 255.0 or levels.min() < 0 or levels.max() > 255:
+        tolerance = LENIENT_TOLERANCE if lenient else PIXEL_TOLERANCE
+        if np.abs(scaled - levels).max() > tolerance * 255.0 or levels.min() < 0 or levels.max() > 255:
             return ()
         return tuple(self._exact.find(levels.astype(np.float32) / np.float32(255)))
 
@@ -59,15 +91,25 @@ class DrawingIndex:
 
 
 def class_members(images: np.ndarray, labels: np.ndarray) -> list[np.ndarray]:
-    """Per class c of an episode whose labels are valid one-hot: its K support images (column c of rows 0..K-1)
-    and the query image labelled c, as [K+1, 784]."""
-    num_classes = labels.shape[-1]
-    query_classes = labels[-1].argmax(-1)
-    members = []
-    for c in range(num_classes):
-        (position,) = np.flatnonzero(query_classes == c)
-        members.append(np.concatenate([images[:-1, c], images[-1:, position]]))
-    return members
+    """Per class c of an episode whose every row labels each class once (one-hot): the K+1 images labelled c, one
+    per row, as [K+1, 784]. Read from the labels of every row, so support rows out of class order (charged by
+    their own test) still say which images belong together."""
+    classes = np.asarray(labels).argmax(-1)  # [K+1, N]
+    rows = np.arange(classes.shape[0])
+    return [images[rows, np.argmax(classes == c, axis=-1)] for c in range(classes.shape[1])]
+
+
+def character_groups(index: DrawingIndex, images: np.ndarray) -> list[np.ndarray] | None:
+    """The images of one episode ([..., 784]) grouped by the character they show, whatever their labels and
+    positions; None when some image is no drawing (lenient lookup). The store's only byte-identical drawings are
+    two of one character, so an image's character is never ambiguous."""
+    groups: dict[int, list[np.ndarray]] = {}
+    for image in np.asarray(images).reshape(-1, np.asarray(images).shape[-1]):
+        found = index.identify(image, lenient=True)
+        if not found:
+            return None
+        groups.setdefault(found[0][0], []).append(image)
+    return [np.stack(group) for group in groups.values()]
 
 
 @dataclass(frozen=True)
@@ -79,8 +121,8 @@ class ClassIdentity:
     distinct: bool  # the images can be distinct drawings of one of those characters
 
 
-def identify_class(index: DrawingIndex, drawings: np.ndarray) -> ClassIdentity:
-    candidates = [index.identify(image) for image in drawings]
+def identify_class(index: DrawingIndex, drawings: np.ndarray, lenient: bool = False) -> ClassIdentity:
+    candidates = [index.identify(image, lenient) for image in drawings]
     unknown = sum(1 for c in candidates if not c)
     if unknown:
         return ClassIdentity(unknown, frozenset(), False)

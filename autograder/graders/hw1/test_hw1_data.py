@@ -4,6 +4,13 @@ A correct generator may call its random generator in any order, so no test compa
 Every image is identified against the dataset instead (`hw1_episodes.DrawingIndex`), and the random choices are checked
 statistically with fixed seeds and bounds whose false-failure probability is stated next to each test.
 
+Every test earns its points on real episodes only (zeros, constants or noise with correct labels earn nothing), and
+charges one slip once: the images count as drawings under a normalisation slip (0..255, inverted) everywhere but in
+test_images_are_dataset_drawings, the dtype only in test_sample_returns_float32_numpy, support rows out of class order
+only in test_support_rows_in_class_order (classes are read from every row's labels), classes that mix characters
+only in test_class_images_one_character (the other tests then group the images by character), and a sampler that
+uses the global random generators only in test_config_seed_determines_stream (the probes seed them too).
+
 PYTEST_DONT_REWRITE: the feedback shows each assertion's message alone, without pytest's introspection.
 """
 
@@ -15,7 +22,8 @@ import pytest
 
 from autograder.harness import run_data_dir
 from hw1_call_cache import cached_run
-from hw1_episodes import class_members, distinct_characters, identify_class, store_and_index
+from hw1_episodes import (character_groups, class_members, distinct_characters, identify_class,
+                          store_and_index, to_ink)
 
 IMAGE_SIZE = 784
 SPLITS = ("train", "val", "test")
@@ -27,9 +35,9 @@ def dataset(request):
     return store_and_index(run_data_dir(request.config))
 
 
-def _episodes(student, num_classes, samples_per_class, split="train", seed=0, episodes=20):
+def _episodes(student, num_classes, samples_per_class, split="train", seed=0, episodes=20, global_seed=None):
     got = cached_run(student, "sample_episodes", num_classes=num_classes, samples_per_class=samples_per_class,
-                     split=split, seed=seed, episodes=episodes)
+                     split=split, seed=seed, episodes=episodes, global_seed=global_seed)
     images, labels = np.asarray(got["images"]), np.asarray(got["labels"])
     expected_images = (episodes, samples_per_class, num_classes, IMAGE_SIZE)
     expected_labels = (episodes, samples_per_class, num_classes, num_classes)
@@ -39,58 +47,102 @@ def _episodes(student, num_classes, samples_per_class, split="train", seed=0, ep
     return images, labels
 
 
-def _require_valid_labels(labels):
-    """The checks below read the classes off the labels; say so plainly when the labels themselves are wrong."""
+def _require_drawings(index, images, what):
+    """Non-degeneracy: a property of the episodes earns its points only on real ones. Each image must be an
+    Omniglot drawing, though possibly under a normalisation slip (0..255, inverted: test_images_are_dataset_drawings
+    alone charges those); zeros, constants and noise fail."""
+    images = np.asarray(images)
+    for position in np.ndindex(images.shape[:-1]):
+        image = images[position]
+        assert index.identify(image, lenient=True), (
+            f"{what}: image {list(position)} is not an Omniglot drawing (its values range from {image.min():.3g} "
+            f"to {image.max():.3g}); this test checks real episodes only: load the drawings with "
+            "self.load_drawings (see test_images_are_dataset_drawings)")
+
+
+def _require_real_episodes(index, images, labels, what):
+    """`_require_drawings`, and one-hot labels (in any order: the label tests judge the order)."""
+    _require_drawings(index, images, what)
+    labels = np.asarray(labels)
+    assert np.all((labels == 0) | (labels == 1)) and np.all(labels.sum(-1) == 1), (
+        f"{what}: the labels are not one-hot (every labels[k, n] holds a single 1); this test checks real "
+        "episodes only (see test_support_rows_in_class_order and test_query_row_one_of_each_class)")
+
+
+def _require_readable_labels(labels):
+    """The checks below read each image's class from its label; say so plainly when the labels cannot say."""
     num_classes = labels.shape[-1]
-    eye = np.eye(num_classes)
-    support_ok = np.all(labels[:, :-1] == eye)
-    query_ok = all(np.array_equal(np.sort(query.argmax(-1)), np.arange(num_classes)) and
-                   np.all((query == 0) | (query == 1)) and np.all(query.sum(-1) == 1) for query in labels[:, -1])
-    assert support_ok and query_ok, (
-        "this check reads each image's class from its label, but the labels are not as specified (support rows "
-        "labels[k] = np.eye(N) in class order, query row a permutation of the one-hot rows); see "
-        "test_support_rows_in_class_order and test_query_row_one_of_each_class")
+    one_hot = np.all((labels == 0) | (labels == 1)) and np.all(labels.sum(-1) == 1)
+    assert one_hot and np.all(np.sort(labels.argmax(-1), axis=-1) == np.arange(num_classes)), (
+        "this check reads each image's class from its label, but the labels are not as specified (every row "
+        "labels each of the N classes once, one-hot: support rows np.eye(N), the query row a permutation of its "
+        "rows); see test_support_rows_in_class_order and test_query_row_one_of_each_class")
 
 
-def _classes(index, images, labels):
-    """ClassIdentity of every class of every episode: [E][N]."""
-    _require_valid_labels(labels)
-    return [[identify_class(index, drawings) for drawings in class_members(episode_images, episode_labels)]
-            for episode_images, episode_labels in zip(images, labels)]
+def _classes(index, images, labels, regroup=True):
+    """ClassIdentity of every class of every episode: [E][N] (drawings under a normalisation slip identified).
+
+    With `regroup`, an episode whose classes mix characters (a layout bug: test_class_images_one_character's) is
+    judged by its images grouped by character instead, so that the tests of what the sampler chose (distinct
+    drawings and characters, the split, the pool) do not charge that bug again."""
+    _require_readable_labels(labels)
+    result = []
+    for episode, (episode_images, episode_labels) in enumerate(zip(images, labels)):
+        classes = [identify_class(index, drawings, lenient=True)
+                   for drawings in class_members(episode_images, episode_labels)]
+        assert not any(identity.unknown for identity in classes), (
+            f"episode {episode} holds images that are not Omniglot drawings; this test checks real episodes only "
+            "(see test_images_are_dataset_drawings)")
+        if regroup and not all(identity.characters for identity in classes):
+            classes = [identify_class(index, group, lenient=True)
+                       for group in character_groups(index, episode_images)]
+        result.append(classes)
+    return result
+
+
+def _calls(student, num_classes, samples_per_class, split, seed):
+    """Two consecutive `_sample()` results of one generator, exactly as returned: [(images, labels, types)]."""
+    got = cached_run(student, "sample_calls", num_classes=num_classes, samples_per_class=samples_per_class,
+                     split=split, seed=seed, calls=2)
+    return list(zip(got["images"], got["labels"], got["images_type"], got["labels_type"]))
 
 
 @pytest.mark.points(2)
-def test_sample_returns_float32_numpy(student):
+def test_sample_returns_float32_numpy(student, dataset):
     """_sample returns two float32 numpy arrays"""
+    _, index = dataset
     for num_classes, samples_per_class, split in ((3, 2, "train"), (5, 4, "test")):
-        got = cached_run(student, "sample_once", num_classes=num_classes, samples_per_class=samples_per_class,
-                         split=split, seed=1)
-        for name in ("images", "labels"):
-            kind = got[f"{name}_type"]
-            assert kind == "numpy.ndarray", f"_sample() returned {name} as a {kind}; expected a numpy array"
-            assert got[name].dtype == np.float32, (
-                f"_sample() returned {name} of dtype {got[name].dtype}; expected float32 (e.g. .astype(np.float32))")
+        for call, (images, labels, images_type, labels_type) in enumerate(_calls(student, num_classes,
+                                                                              samples_per_class, split, seed=1)):
+            _require_real_episodes(index, images, labels, f"_sample() call {call + 1}")
+            for name, value, kind in (("images", images, images_type), ("labels", labels, labels_type)):
+                assert kind == "numpy.ndarray", f"_sample() returned {name} as a {kind}; expected a numpy array"
+                assert value.dtype == np.float32, (
+                    f"_sample() returned {name} of dtype {value.dtype}; expected float32 (e.g. .astype(np.float32))")
 
 
 @pytest.mark.points(2)
-def test_sample_shapes(student):
+def test_sample_shapes(student, dataset):
     """images [K+1, N, 784] and labels [K+1, N, N], for several N and K"""
+    _, index = dataset
     for num_classes, samples_per_class in ((1, 2), (3, 2), (4, 5), (2, 20)):
-        got = cached_run(student, "sample_once", num_classes=num_classes, samples_per_class=samples_per_class,
-                         split="train", seed=2)
-        images, labels = tuple(got["images"].shape), tuple(got["labels"].shape)
-        assert images == (samples_per_class, num_classes, IMAGE_SIZE), (
-            f"with N={num_classes}, K+1={samples_per_class}: images have shape {images}, expected "
-            f"{(samples_per_class, num_classes, IMAGE_SIZE)}")
-        assert labels == (samples_per_class, num_classes, num_classes), (
-            f"with N={num_classes}, K+1={samples_per_class}: labels have shape {labels}, expected "
-            f"{(samples_per_class, num_classes, num_classes)}")
+        for call, (images, labels, _, _) in enumerate(_calls(student, num_classes, samples_per_class, "train",
+                                                             seed=2)):
+            where = f"with N={num_classes}, K+1={samples_per_class}, _sample() call {call + 1}"
+            images_shape, labels_shape = tuple(images.shape), tuple(labels.shape)
+            assert images_shape == (samples_per_class, num_classes, IMAGE_SIZE), (
+                f"{where}: images have shape {images_shape}, expected {(samples_per_class, num_classes, IMAGE_SIZE)}")
+            assert labels_shape == (samples_per_class, num_classes, num_classes), (
+                f"{where}: labels have shape {labels_shape}, expected {(samples_per_class, num_classes, num_classes)}")
+            _require_real_episodes(index, images, labels, where)
 
 
 @pytest.mark.points(3)
-def test_support_rows_in_class_order(student):
+def test_support_rows_in_class_order(student, dataset):
     """support rows 0..K-1 are in class order: labels[k] is np.eye(N)"""
-    _, labels = _episodes(student, num_classes=5, samples_per_class=4, episodes=20)
+    _, index = dataset
+    images, labels = _episodes(student, num_classes=5, samples_per_class=4, episodes=20)
+    _require_drawings(index, images, "episodes of N=5, K+1=4")
     for episode, episode_labels in enumerate(labels):
         for row in range(labels.shape[1] - 1):
             assert np.array_equal(episode_labels[row], np.eye(5)), (
@@ -99,9 +151,11 @@ def test_support_rows_in_class_order(student):
 
 
 @pytest.mark.points(2)
-def test_query_row_one_of_each_class(student):
+def test_query_row_one_of_each_class(student, dataset):
     """the query row holds one image of each class, labelled one-hot"""
-    _, labels = _episodes(student, num_classes=5, samples_per_class=4, episodes=20)
+    _, index = dataset
+    images, labels = _episodes(student, num_classes=5, samples_per_class=4, episodes=20)
+    _require_drawings(index, images, "episodes of N=5, K+1=4")
     for episode, query in enumerate(labels[:, -1]):
         one_hot = np.all((query == 0) | (query == 1)) and np.all(query.sum(-1) == 1)
         assert one_hot and sorted(query.argmax(-1)) == list(range(5)), (
@@ -115,10 +169,16 @@ def test_images_are_dataset_drawings(student, dataset):
     _, index = dataset
     images, _ = _episodes(student, num_classes=5, samples_per_class=4, episodes=20)
     for position in np.ndindex(images.shape[:3]):
-        assert index.identify(images[position]), (
-            f"image {list(position)} (episode, row, column) is not a drawing of the dataset: expected ink values "
-            f"(strokes 1.0, background 0.0) exactly equal to store.images / 255, e.g. from self.load_drawings; "
-            f"its values range from {images[position].min():.3f} to {images[position].max():.3f}")
+        image = images[position]
+        if index.identify(image):
+            continue
+        _, slips = to_ink(image)
+        found = (f"it is a dataset drawing {' and '.join(slips)}" if slips and index.identify(image, lenient=True)
+                 else "it is no dataset drawing")
+        raise AssertionError(
+            f"image {list(position)} (episode, row, column) is not a drawing in the specified form: {found}; "
+            "expected ink values (strokes 1.0, background 0.0) exactly equal to store.images / 255, e.g. from "
+            f"self.load_drawings (its values range from {image.min():.3f} to {image.max():.3f})")
 
 
 @pytest.mark.points(2)
@@ -126,13 +186,12 @@ def test_class_images_one_character(student, dataset):
     """the K+1 images of a class (its support column and its query) are drawings of one character"""
     _, index = dataset
     images, labels = _episodes(student, num_classes=5, samples_per_class=4, episodes=20)
-    for episode, classes in enumerate(_classes(index, images, labels)):
+    for episode, classes in enumerate(_classes(index, images, labels, regroup=False)):
         for c, identity in enumerate(classes):
-            assert not identity.unknown, f"episode {episode}: class {c} holds images that are not dataset drawings"
             assert identity.characters, (
-                f"episode {episode}: the support images of column {c} and the query labelled {c} are drawings of "
-                "different characters; all K+1 images of a class must show one character (check how images are "
-                "arranged into [K+1, N, 784]: a reshape is not a transpose)")
+                f"episode {episode}: the images labelled {c} (support column {c} and the query labelled {c}) are "
+                "drawings of different characters; all K+1 images of a class must show one character (check how "
+                "images are arranged into [K+1, N, 784]: a reshape is not a transpose)")
 
 
 @pytest.mark.points(3)
@@ -143,7 +202,6 @@ def test_drawings_distinct_within_class(student, dataset):
         images, labels = _episodes(student, num_classes, samples_per_class, episodes=episodes)
         for episode, classes in enumerate(_classes(index, images, labels)):
             for c, identity in enumerate(classes):
-                assert identity.characters, f"episode {episode}: class {c} mixes characters"
                 assert identity.distinct, (
                     f"with K+1={samples_per_class}, episode {episode}: class {c} uses one drawing twice; pick "
                     "K+1 distinct drawings per class (support and query together, without replacement)")
@@ -156,9 +214,10 @@ def test_classes_distinct_characters(student, dataset):
     # With N=20 of the 100 val characters, drawing with replacement repeats one in 86% of episodes.
     images, labels = _episodes(student, num_classes=20, samples_per_class=2, split="val", episodes=30)
     for episode, classes in enumerate(_classes(index, images, labels)):
-        assert all(identity.characters for identity in classes), f"episode {episode}: a class mixes characters"
-        assert distinct_characters(classes), (
-            f"episode {episode}: two classes are the same character; choose N characters without replacement")
+        shown = len(frozenset().union(*(identity.characters for identity in classes)))
+        assert len(classes) == 20 and distinct_characters(classes), (
+            f"episode {episode}: two classes are the same character (its images show {shown} characters, N=20 "
+            "classes need 20); choose N characters without replacement")
 
 
 @pytest.mark.points(2)
@@ -172,8 +231,29 @@ def test_characters_from_requested_split(student, dataset):
             for c, identity in enumerate(classes):
                 assert identity.characters & allowed, (
                     f"batch_type={split!r}, episode {episode}, class {c}: the character "
-                    f"{store.characters[min(identity.characters)] if identity.characters else '?'} is not in the "
-                    f"{split} split (draw from self.character_rows)")
+                    f"{store.characters[min(identity.characters)]} is not in the {split} split (draw from "
+                    "self.character_rows)")
+
+
+# Seeds: a generator's stream must follow from config["seed"] alone. The other probes also seed the global
+# generators (random, numpy, torch) from the test's seed, so a sampler that uses them loses this test only.
+@pytest.mark.points(2)
+def test_config_seed_determines_stream(student, dataset):
+    """config["seed"] alone fixes the episode stream, whatever the global random state"""
+    _, index = dataset
+    streams = {}
+    for seed, global_seed in ((5, 100), (5, 200), (6, 100)):
+        images, labels = _episodes(student, num_classes=4, samples_per_class=3, seed=seed, episodes=5,
+                                   global_seed=global_seed)
+        _require_real_episodes(index, images, labels, f"episodes of config seed {seed}")
+        streams[seed, global_seed] = images, labels
+    same = all(np.array_equal(a, b) for a, b in zip(streams[5, 100], streams[5, 200]))
+    assert same, (
+        "two generators with config={'seed': 5} gave different episodes because the global random generators "
+        "(random, np.random, torch) were in different states: take every random choice from self.rng, which "
+        "__init__ seeds from config['seed'] (not from np.random, random or torch)")
+    assert not np.array_equal(streams[5, 100][0], streams[6, 100][0]), (
+        "generators with config seeds 5 and 6 gave the same episodes: seed self.rng from config['seed']")
 
 
 # Query order: over M episodes of N=3, each of the 3! = 6 orders of the query row has frequency p = 1/6 for a correct
@@ -186,11 +266,13 @@ FALSE_FAILURE = 1e-6
 
 
 @pytest.mark.points(2)
-def test_query_order_uniform(student):
+def test_query_order_uniform(student, dataset):
     """the query row is shuffled: every order of the classes is equally likely"""
+    _, index = dataset
     num_classes = 3
-    _, labels = _episodes(student, num_classes=num_classes, samples_per_class=2, seed=3,
-                          episodes=QUERY_ORDER_EPISODES)
+    images, labels = _episodes(student, num_classes=num_classes, samples_per_class=2, seed=3,
+                               episodes=QUERY_ORDER_EPISODES)
+    _require_drawings(index, images, f"{QUERY_ORDER_EPISODES} episodes of N=3")
     orders = labels[:, -1].argmax(-1)
     assert all(sorted(order) == list(range(num_classes)) for order in orders), (
         "the query row does not hold each class exactly once (see test_query_row_one_of_each_class)")
