@@ -14,7 +14,6 @@ from __future__ import annotations
 import ast
 import os
 import tempfile
-import textwrap
 import tomllib
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -42,34 +41,12 @@ ALTERNATES = tomllib.loads((CORPUS_DIR / "alternates.toml").read_text())["altern
 # ---- building submissions ---------------------------------------------------------------------------------------
 
 
-def replace_method(source: str, qualname: str, body: str, where: str) -> str:
-    """Replace everything of one method after its docstring by `body` (a rewrite beyond one solution region)."""
-    lines = source.splitlines(keepends=True)
-    class_name, _, method_name = qualname.partition(".")
-    methods = [item for node in ast.parse(source).body if isinstance(node, ast.ClassDef) and node.name == class_name
-               for item in node.body if isinstance(item, ast.FunctionDef) and item.name == method_name]
-    if len(methods) != 1:
-        raise CorpusError(f"{where}: {len(methods)} methods {qualname} in the reference (expected exactly one)")
-    docstring = methods[0].body[0]
-    if not (isinstance(docstring, ast.Expr) and isinstance(docstring.value, ast.Constant)):
-        raise CorpusError(f"{where}: {qualname} has no docstring to keep")
-    new_body = textwrap.indent(textwrap.dedent(body).strip("\n") + "\n", " " * docstring.col_offset)
-    return "".join(lines[: docstring.end_lineno]) + new_body + "".join(lines[methods[0].end_lineno:])
-
-
 def build(entry: dict, kind: str, folder: Path) -> Path:
-    """The reference's student files with the corpus entry applied (validity_corpus.build_submission, plus
+    """The reference's student files with the corpus entry applied (validity_corpus.build_submission, with
     [[alternate.method]] whole-method rewrites)."""
     edits = entry.get("edit", ()) if kind == "bug" else entry.get("region", ())
-    variant = Variant(entry["name"], tuple(entry["tests"]), tuple(edits), kind)
-    build_submission(REFERENCE_DIR, variant, folder, STUDENT_FILES)
-    for number, rewrite in enumerate(entry.get("method", ())):
-        path = folder / rewrite["file"]
-        source = replace_method(path.read_text(), rewrite["function"], rewrite["body"],
-                                f"{kind} {entry['name']!r}, method rewrite {number} of {rewrite['file']}")
-        compile(source, str(path), "exec")
-        path.write_text(source)
-    return folder
+    variant = Variant(entry["name"], tuple(entry["tests"]), tuple(edits), kind, tuple(entry.get("method", ())))
+    return build_submission(REFERENCE_DIR, variant, folder, STUDENT_FILES)
 
 
 # ---- grading --------------------------------------------------------------------------------------------------

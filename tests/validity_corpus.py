@@ -8,6 +8,7 @@ tests instead of silently testing nothing.
 
 from __future__ import annotations
 
+import ast
 import re
 import textwrap
 import tomllib
@@ -27,6 +28,7 @@ class Variant:
     tests: tuple[str, ...]  # node ids `test_file.py::test_name`, or group names the corpus test expands
     edits: tuple[dict, ...]  # bugs: {"file", "old", "new"}; alternates: {"file", "function", "body"}
     kind: str  # "bug" or "alternate"
+    methods: tuple[dict, ...] = ()  # alternates: {"file", "function", "body"} whole-method rewrites after the regions
 
 
 def load_variants(corpus_dir: Path) -> tuple[list[Variant], list[Variant]]:
@@ -34,7 +36,8 @@ def load_variants(corpus_dir: Path) -> tuple[list[Variant], list[Variant]]:
     bugs = tomllib.loads((corpus_dir / "bugs.toml").read_text())["bug"]
     alternates = tomllib.loads((corpus_dir / "alternates.toml").read_text())["alternate"]
     return ([Variant(b["name"], tuple(b["tests"]), tuple(b["edit"]), "bug") for b in bugs],
-            [Variant(a["name"], tuple(a["tests"]), tuple(a["region"]), "alternate") for a in alternates])
+            [Variant(a["name"], tuple(a["tests"]), tuple(a.get("region", ())), "alternate",
+                     tuple(a.get("method", ()))) for a in alternates])
 
 
 def substitute(source: str, old: str, new: str, where: str) -> str:
@@ -76,6 +79,21 @@ def replace_region(source: str, qualified_name: str, body: str, where: str) -> s
     return "".join(lines[: begins[0] + 1]) + new_body + "".join(lines[ends[0]:])
 
 
+def replace_method(source: str, qualname: str, body: str, where: str) -> str:
+    """Replace everything of one method after its docstring by `body` (a rewrite beyond one solution region)."""
+    lines = source.splitlines(keepends=True)
+    class_name, _, method_name = qualname.partition(".")
+    methods = [item for node in ast.parse(source).body if isinstance(node, ast.ClassDef) and node.name == class_name
+               for item in node.body if isinstance(item, ast.FunctionDef) and item.name == method_name]
+    if len(methods) != 1:
+        raise CorpusError(f"{where}: {len(methods)} methods {qualname} in the reference (expected exactly one)")
+    docstring = methods[0].body[0]
+    if not (isinstance(docstring, ast.Expr) and isinstance(docstring.value, ast.Constant)):
+        raise CorpusError(f"{where}: {qualname} has no docstring to keep")
+    new_body = textwrap.indent(textwrap.dedent(body).strip("\n") + "\n", " " * docstring.col_offset)
+    return "".join(lines[: docstring.end_lineno]) + new_body + "".join(lines[methods[0].end_lineno:])
+
+
 def build_submission(reference_dir: Path, variant: Variant, dest: Path, student_files: tuple[str, ...]) -> Path:
     """Write `dest/<student files>`: the reference's files with the variant's edits applied."""
     dest.mkdir(parents=True, exist_ok=True)
@@ -89,6 +107,12 @@ def build_submission(reference_dir: Path, variant: Variant, dest: Path, student_
             sources[name] = substitute(sources[name], edit["old"], edit["new"], where)
         else:
             sources[name] = replace_region(sources[name], edit["function"], edit["body"], where)
+    for number, rewrite in enumerate(variant.methods):
+        name = rewrite["file"]
+        if name not in sources:
+            raise CorpusError(f"{variant.name}: method rewrite {number} names {name!r}, not a student file")
+        sources[name] = replace_method(sources[name], rewrite["function"], rewrite["body"],
+                                       f"{variant.kind} {variant.name!r}, method rewrite {number} of {name}")
     for name, text in sources.items():
         (dest / name).write_text(text)
     for name in [name for name in sources if name.endswith(".py")]:

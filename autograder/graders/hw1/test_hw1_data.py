@@ -107,7 +107,7 @@ def _calls(student, num_classes, samples_per_class, split, seed):
     return list(zip(got["images"], got["labels"], got["images_type"], got["labels_type"]))
 
 
-@pytest.mark.points(2)
+@pytest.mark.points(1)
 def test_sample_returns_float32_numpy(student, dataset):
     """_sample returns two float32 numpy arrays"""
     _, index = dataset
@@ -220,7 +220,7 @@ def test_classes_distinct_characters(student, dataset):
             "classes need 20); choose N characters without replacement")
 
 
-@pytest.mark.points(2)
+@pytest.mark.points(1)
 def test_characters_from_requested_split(student, dataset):
     """batch_type selects the split: every character comes from it"""
     store, index = dataset
