@@ -13,10 +13,15 @@ of the episodes each segment trained on); afterwards the grader
    digest, so nothing can be adapted after the choice), and replays the segment with the reference's own training
    step, in a trusted worker, on the episodes it trained on (checked against their digest by the caller:
    `EpisodeDigest`);
-3. compares the replayed end with the committed one: `||replayed - committed|| / ||committed - start||` over all
-   parameters must be at most `tolerance`. A correct model written differently moves the parameters by float
-   rounding only; a trajectory that was not trained by this step (a jump to shipped weights, an update that is not
-   the reference model's gradient step) misses by the order of the segment's own movement.
+3. compares the replayed end with the committed one as FUNCTIONS: on a fixed probe batch, the reference model's
+   outputs with the replayed weights must equal those with the committed weights to `tolerance`, relative to how
+   far the segment moved the outputs: `||f(replayed) - f(committed)|| / ||f(committed) - f(start)||`. Parameters
+   are not compared directly: a convolution bias followed by batch norm has a true gradient of zero, so its
+   gradient is rounding noise, which Adam normalises into full-size steps of random sign (a correct ProtoNet written
+   with torch.cdist ends a 5-step segment 3% away from the reference in parameter space, and exactly where it in
+   function space). A correct model written differently changes the outputs by float rounding only; a trajectory
+   that was not trained by this step (a jump to shipped weights, an update that is not the reference model's
+   gradient step) misses by the order of the segment's own movement.
 
 A trajectory in which a fraction f of the segments were not produced by the step is caught with probability at
 least 1 - (1 - f) ** segments; producing the other segments needs a correct model and loss anyway, so nothing is
@@ -92,14 +97,13 @@ class EpisodeDigest:
         return self._hasher.hexdigest()
 
 
-def relative_step_error(start: dict, end: dict, replayed: dict) -> float:
-    """||replayed - end|| / ||end - start|| over all parameters (infinity when not finite or not comparable)."""
-    want, got, first = parameters_of(end), parameters_of(replayed), parameters_of(start)
-    if set(want) != set(got) or set(want) != set(first):
+def relative_output_error(start, end, replayed) -> float:
+    """||replayed - end|| / ||end - start|| of three output tensors (infinity when not finite or not comparable)."""
+    tensors = [torch.as_tensor(value, dtype=torch.float64) for value in (start, end, replayed)]
+    if len({tuple(t.shape) for t in tensors}) != 1:
         return math.inf
-    miss = sum(float((got[n].double() - want[n].double()).square().sum()) for n in want)
-    moved = sum(float((want[n].double() - first[n].double()).square().sum()) for n in want)
-    error = math.sqrt(miss) / max(math.sqrt(moved), 1e-30)
+    first, want, got = tensors
+    error = float((got - want).norm()) / max(float((want - first).norm()), 1e-30)
     return error if math.isfinite(error) else math.inf
 
 
@@ -115,8 +119,9 @@ def _check_state(state, committed: str, what: str, names: set[str]) -> dict:
 
 
 def audit_trajectory(*, commitment: dict, initial_parameters: dict[str, torch.Tensor], total_steps: int, every: int,
-                     fetch_state: Callable[[int], dict], replay: Callable[[dict, int], dict], segments: int,
-                     tolerance: float, rng=None) -> tuple[dict, Audit]:
+                     fetch_state: Callable[[int], dict], replay: Callable[[dict, int], dict],
+                     outputs: Callable[[list[dict]], list], segments: int, tolerance: float,
+                     rng=None) -> tuple[dict, Audit]:
     """Check a committed trajectory (see the module docstring); return (final training state, Audit).
 
     commitment: what the training probe returned: "digests", one per checkpoint step (`checkpoint_steps`).
@@ -124,6 +129,7 @@ def audit_trajectory(*, commitment: dict, initial_parameters: dict[str, torch.Te
     replay(state, k): the reference's training state after replaying segment k from `state`, on the episodes that
         segment trained on (the caller gets them and checks them against its own commitment, raising
         TrajectoryMismatch when they differ; segments are replayed in increasing order).
+    outputs(states): the reference model's outputs on the grader's fixed probe batch for each training state.
     Raises TrajectoryMismatch with a student-readable message.
     """
     rng = rng or secrets.SystemRandom()
@@ -147,13 +153,14 @@ def audit_trajectory(*, commitment: dict, initial_parameters: dict[str, torch.Te
             if float(state[STEP]) != float(expected):
                 raise TrajectoryMismatch(f"{where}: the optimizer's step count is {float(state[STEP]):g} where "
                                          f"training was at step {expected}")
-        error = relative_step_error(start, end, replay(start, k))
+        error = relative_output_error(*outputs([start, end, replay(start, k)]))
         audit.segments.append((first, last, error))
         if not error <= tolerance:
             raise TrajectoryMismatch(
                 f"{where}: replaying them from your own checkpoint with the reference's model, loss and Adam step "
-                f"(on the same episodes) ends {error:.2e} (relative to how far these steps moved the weights) from "
-                f"where your training ended; the tolerance is {tolerance:.0e}. So the weights cannot be credited "
+                f"(on the same episodes) gives a model whose outputs are {error:.2e} (relative to how far these "
+                f"steps moved them) from those of where your training ended; the tolerance is {tolerance:.0e}. So "
+                "the weights cannot be credited "
                 "as trained by this model: the model tests show what your forward/loss computes differently")
     final = _check_state(fetch_state(len(steps) - 1), digests[-1], f"the state after step {total_steps}", names)
     return final, audit

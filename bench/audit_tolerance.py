@@ -119,7 +119,7 @@ def main(argv=None) -> int:
 
 def _touches(variant, prefix: str) -> bool:
     """Whether a HW2 variant edits the file of this metric's learner (protonet.py or maml.py)."""
-    return any(edit["file"].startswith(prefix) for edit in variant.edits)
+    return any(edit["file"].startswith(prefix) for edit in (*variant.edits, *variant.methods))
 
 
 if __name__ == "__main__":

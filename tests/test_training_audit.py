@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from autograder.training_audit import (EpisodeDigest, TrajectoryMismatch, audit_trajectory, checkpoint_steps,
-                                       relative_step_error)
+                                       relative_output_error)
 from omniglot_data import trajectory
 
 STEPS, EVERY, LR = 40, 10, 0.01
@@ -70,10 +70,21 @@ def initial():
     return {name: value.detach().clone() for name, value in make_model().state_dict().items()}
 
 
+def outputs(states: list[dict]) -> list[torch.Tensor]:
+    """The reference model's logits on a probe batch, for each state."""
+    inputs, _ = batches(-1)
+    found = []
+    for state in states:
+        model = make_model()
+        model.load_state_dict(trajectory.parameters_of(state))
+        found.append(model(inputs).detach())
+    return found
+
+
 def audit(commitment, checkpoints, initial, segments=10):
     return audit_trajectory(commitment=commitment, initial_parameters=initial, total_steps=STEPS, every=EVERY,
-                            fetch_state=lambda k: checkpoints[k], replay=replay, segments=segments, tolerance=1e-2,
-                            rng=random.Random(0))
+                            fetch_state=lambda k: checkpoints[k], replay=replay, outputs=outputs, segments=segments,
+                            tolerance=1e-2, rng=random.Random(0))
 
 
 def test_state_round_trip_and_digest():
@@ -144,8 +155,8 @@ def test_episode_digest_is_order_sensitive_and_dtype_blind():
     assert first.hexdigest() == second.hexdigest() != swapped.hexdigest()
 
 
-def test_relative_step_error_is_scale_free():
-    start = {"param/w": torch.zeros(3)}
-    end = {"param/w": torch.ones(3)}
-    assert relative_step_error(start, end, {"param/w": torch.ones(3) * 1.01}) == pytest.approx(0.01)
-    assert relative_step_error(start, end, {"param/v": torch.ones(3)}) == float("inf")
+def test_relative_output_error_is_scale_free():
+    start, end = torch.zeros(3), torch.ones(3)
+    assert relative_output_error(start, end, torch.ones(3) * 1.01) == pytest.approx(0.01)
+    assert relative_output_error(start, end, torch.ones(4)) == float("inf")
+    assert relative_output_error(start, end, torch.full((3,), float("nan"))) == float("inf")

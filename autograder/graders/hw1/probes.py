@@ -251,6 +251,14 @@ def replay_training(model, num_classes, samples_per_class, hidden_dim, learning_
     return {"state": trajectory.training_state(parameters, optimizer)}
 
 
+def training_outputs(model, num_classes, samples_per_class, hidden_dim, states, images, labels, device):
+    """The logits [len(states), B, K+1, N, N] of a model with each training state's parameters on the grader's probe
+    episodes. Called on the reference: the audit compares trained weights as the functions they compute."""
+    outputs = [predict(model, num_classes, samples_per_class, hidden_dim, trajectory.parameters_of(state), images,
+                       labels, device)["preds"] for state in states]
+    return {"outputs": torch.stack(outputs)}
+
+
 def predict(model, num_classes, samples_per_class, hidden_dim, state, images, labels, device):
     """Logits of a model built with the weights `state` (parameters by name) for episodes whose query labels the
     harness has zeroed. Called on the reference: the grader scores trained weights with the reference's model."""

@@ -281,6 +281,20 @@ def protonet_replay(state, seed, first_step, steps, batch_size, num_way, num_sup
                    num_way, num_support, num_query, device)
 
 
+def protonet_outputs(states, images, device="cpu"):
+    """Embeddings [len(states), M, D] of the grader's probe images by a network with each training state's weights.
+    Called on the reference: the audit compares trained weights as the functions they compute."""
+    from omniglot_data import trajectory
+
+    outputs = []
+    for state in states:
+        network = _protonet_learner(0.001, device, trajectory.parameters_of(state))._network
+        network.eval()
+        with torch.no_grad():
+            outputs.append(network(images.to(device)).reshape(len(images), -1).float().cpu())
+    return {"outputs": torch.stack(outputs)}
+
+
 def protonet_embed(state, images_support, images_query, device="cpu"):
     """Embeddings of each task's support set and query set (one forward pass per set) by a network with the weights
     `state`. Called on the reference: the grader scores trained weights with the reference's network."""
@@ -515,6 +529,16 @@ def maml_replay(state, seed, first_step, steps, batch_size, num_way, num_support
     learner = _maml({**config, "num_outputs": num_way, "device": device})
     return _replay(learner, learner._meta_parameters, state, seed, first_step, steps, batch_size, num_way,
                    num_support, num_query, device)
+
+
+def maml_outputs(config, states, images_support, labels_support, images_query, device="cpu"):
+    """Adapted query logits [len(states), T, N*Q, N] of each training state's meta-parameters on the grader's probe
+    tasks. Called on the reference: the audit compares trained weights as the functions they compute."""
+    from omniglot_data import trajectory
+
+    outputs = [maml_query_logits(config, trajectory.parameters_of(state), images_support, labels_support,
+                                 images_query, device)["logits"] for state in states]
+    return {"outputs": torch.stack(outputs)}
 
 
 def maml_query_logits(config, parameters, images_support, labels_support, images_query, device="cpu"):
