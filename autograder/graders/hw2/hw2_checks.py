@@ -11,8 +11,10 @@ cdist vs differences, another reduction order) moves them by a few ulps per oper
 the alternative correct submissions of tests/fixtures/validity/hw2/alternates.toml.
 GRADIENT (1e-4): gradients back-propagated through the 4-block conv network with batch norm, first or second
 order. Rounding differences of the forward pass are amplified by the backward pass: measured up to 2.6e-6 on the
-alternates for ProtoNet's parameter gradients. Every bug of the corpus moves these by more than 1e-2, and each test
-that relies on a gap (first- vs second-order meta-gradient, ...) asserts that gap on the reference itself.
+alternates for ProtoNet's parameter gradients, up to 9e-7 for MAML's meta-gradient after the tests' 6 second-order
+inner steps (maml_handwritten_cross_entropy; its adapted parameters differ by 9e-8). Every bug of the corpus moves
+these by more than 1e-2, and each test that relies on a gap (first- vs second-order meta-gradient, ...) asserts that
+gap on the reference itself.
 """
 
 from __future__ import annotations
@@ -43,11 +45,18 @@ def reference_inputs(reference, probe: str, **inputs) -> dict:
     """A reference probe that only PRODUCES inputs (tasks, initial weights), run once per grading and remembered.
 
     Tests then call the student first and the reference for expected values after: a submission that fails early
-    never starts a reference worker (the blank starter grades in half the time).
+    never starts a reference worker (the blank starter grades in half the time). The inputs must be small values
+    (seeds, sizes, configurations): they are told apart by their repr, which abbreviates tensors.
     """
     key = (probe, repr(sorted(inputs.items())))
+    return remembered(key, lambda: reference.run(probe, **inputs))
+
+
+def remembered(key, compute):
+    """compute() once per grading run for `key` (a value the harness derives only from its own constants, such as
+    a reference measurement on tasks built here from a seed)."""
     if key not in _REFERENCE_INPUTS:
-        _REFERENCE_INPUTS[key] = reference.run(probe, **inputs)
+        _REFERENCE_INPUTS[key] = compute()
     return _REFERENCE_INPUTS[key]
 
 
@@ -123,13 +132,38 @@ def flat(tensors: dict) -> torch.Tensor:
     return torch.cat([torch.as_tensor(tensors[name], dtype=torch.float64).flatten() for name in sorted(tensors)])
 
 
-def random_tasks(seed: int, num_tasks=2, num_way=5, num_support=2, num_query=3) -> dict:
-    """Stacked tasks of random images in [0, 1] with shuffled labels (for checks that need no real characters)."""
+def random_tasks(seed: int, num_tasks=2, num_way=5, num_support=2, num_query=3, sorted_support=False) -> dict:
+    """Stacked tasks of random images in [0, 1] with shuffled labels (for checks that need no real characters);
+    sorted_support: the support set in class order (class 0's examples first, ...), as code that groups the support
+    examples by position assumes."""
     generator = torch.Generator().manual_seed(seed)
     tasks = {key: [] for key in ("images_support", "labels_support", "images_query", "labels_query")}
     for _ in range(num_tasks):
         for kind, count in (("support", num_support), ("query", num_query)):
             labels = torch.arange(num_way).repeat(count)[torch.randperm(num_way * count, generator=generator)]
+            if kind == "support" and sorted_support:
+                labels = labels.sort().values
             tasks[f"labels_{kind}"].append(labels)
             tasks[f"images_{kind}"].append(torch.rand(num_way * count, 1, 28, 28, generator=generator))
     return {key: torch.stack(values) for key, values in tasks.items()}
+
+
+def first_match(got, candidates: dict, tolerance: float):
+    """The name of the first candidate value (by name, in order) that `got` equals within `tolerance`, else None."""
+    if got is None:
+        return None
+    for name, value in candidates.items():
+        if relative_error(got, value) <= tolerance:
+            return name
+    return None
+
+
+def support_accuracy_curve(values, num_inner_steps: int, what: str) -> list[float]:
+    """The support accuracies of _outer_step as num_inner_steps + 1 numbers. Entries that are tensors of per-example
+    correctness (one value per support image) are averaged: that mistake is graded by
+    test_inner_loop_accuracies_are_numbers alone."""
+    tensor = torch.as_tensor(values, dtype=torch.float64)
+    assert tensor.dim() >= 1 and tensor.shape[0] == num_inner_steps + 1, (
+        f"{what}: accuracies_support has shape {tuple(tensor.shape)}, expected ({num_inner_steps + 1},): one support "
+        "accuracy before each inner step and one after the last, averaged over the tasks")
+    return tensor.reshape(num_inner_steps + 1, -1).mean(dim=1).tolist()
