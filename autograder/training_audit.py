@@ -70,7 +70,7 @@ class Audit:
         worst = max(error for *_, error in self.segments)
         spans = ", ".join(f"{first}-{last}" for first, last, _ in self.segments)
         return (f"training checked: steps {spans} replayed with the reference's update, largest relative "
-                f"difference {worst:.1e} (tolerance {self.tolerance:.0e})")
+                f"difference {worst:.1e} (tolerance {self.tolerance:.2g})")
 
 
 def episodes_not_replayed(first: int, last: int) -> TrajectoryMismatch:
@@ -159,7 +159,7 @@ def audit_trajectory(*, commitment: dict, initial_parameters: dict[str, torch.Te
             raise TrajectoryMismatch(
                 f"{where}: replaying them from your own checkpoint with the reference's model, loss and Adam step "
                 f"(on the same episodes) gives a model whose outputs are {error:.2e} (relative to how far these "
-                f"steps moved them) from those of where your training ended; the tolerance is {tolerance:.0e}. So "
+                f"steps moved them) from those of where your training ended; the tolerance is {tolerance:.2g}. So "
                 "the weights cannot be credited "
                 "as trained by this model: the model tests show what your forward/loss computes differently")
     final = _check_state(fetch_state(len(steps) - 1), digests[-1], f"the state after step {total_steps}", names)
