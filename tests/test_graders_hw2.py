@@ -24,7 +24,7 @@ from autograder.assignment import load_assignment
 from autograder.grade import grade_submission
 from autograder.sandbox import SandboxUnavailable, check_bwrap
 from omniglot_data.testing import store  # noqa: F401 (the fixture: skips without the data)
-from validity_corpus import CorpusError, Variant, build_submission, replace_region, substitute
+from validity_corpus import CorpusError, Variant, build_submission, replace_method, replace_region, substitute
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 GRADERS_DIR = REPO_ROOT / "autograder" / "graders" / "hw2"
