@@ -19,6 +19,7 @@ grading's time and slowest tests are printed; DEGENERATE_RESULTS_DIR=DIR writes 
 from __future__ import annotations
 
 import ast
+import importlib.util
 import json
 import os
 import shutil
@@ -116,8 +117,25 @@ def _collected_cases(session) -> set[tuple[str, str]]:
             if getattr(item, "originalname", None) == "test_degenerate_submission_scores_nothing"}
 
 
+def _make_degenerate():
+    """tests/fixtures/degenerate/make_degenerate.py, imported by path (the fixtures folder is no package)."""
+    spec = importlib.util.spec_from_file_location("make_degenerate", FIXTURES_DIR / "make_degenerate.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
 @pytest.fixture(scope="module")
-def gradings(assignments, request):
+def submissions(store, tmp_path_factory) -> Path:
+    """Every degenerate submission, built from today's starters (the committed manifest must be what it builds)."""
+    out = tmp_path_factory.mktemp("degenerate")
+    built = _make_degenerate().build_all(out)
+    assert built == MANIFEST, "tests/fixtures/degenerate/manifest.json is stale: run make_degenerate.py"
+    return out
+
+
+@pytest.fixture(scope="module")
+def gradings(assignments, submissions, request):
     """{(homework, name): (select, future of (results, seconds))}, all submitted at once, longest first."""
     pool = ThreadPoolExecutor(max_workers=PARALLEL_GRADINGS)
     futures, selections = {}, {}
@@ -129,7 +147,7 @@ def gradings(assignments, request):
             futures[case] = (None, error)
     for case in sorted(selections, key=lambda case: -_estimated_seconds(selections[case])):
         homework, name = case
-        futures[case] = (selections[case], pool.submit(_grade, assignments[homework], FIXTURES_DIR / homework / name,
+        futures[case] = (selections[case], pool.submit(_grade, assignments[homework], submissions / homework / name,
                                                        selections[case]))
     yield futures
     pool.shutdown(wait=True, cancel_futures=True)
