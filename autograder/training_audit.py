@@ -12,7 +12,7 @@ of the episodes each segment trained on); afterwards the grader
 2. draws a few segments with a secret random choice, asks for their two end states (each checked against its
    digest, so nothing can be adapted after the choice), and replays the segment with the reference's own training
    step, in a trusted worker, on the episodes it trained on (checked against their digest by the caller:
-   `EpisodeDigest`);
+   `omniglot_data.trajectory.EpisodeDigest`);
 3. compares the replayed end with the committed one as FUNCTIONS: on a fixed probe batch, the reference model's
    outputs with the replayed weights must equal those with the committed weights to `tolerance`, relative to how
    far the segment moved the outputs: `||f(replayed) - f(committed)|| / ||f(committed) - f(start)||`. Parameters
@@ -30,7 +30,6 @@ gained by faking part of it. The first failure is reported with the segment's st
 
 from __future__ import annotations
 
-import hashlib
 import math
 import secrets
 from dataclasses import dataclass, field
@@ -79,22 +78,6 @@ def episodes_not_replayed(first: int, last: int) -> TrajectoryMismatch:
         "same config seed, the same number of _sample() calls before them), your DataGenerator gave other episodes "
         "than during training, so the grader cannot check the training. All randomness of _sample must come from "
         "self.rng (seeded from config['seed']); see the data test on seeds")
-
-
-class EpisodeDigest:
-    """The digest of the episodes of training steps, computed the way the training probes commit to them: each
-    step's tensors (images, then labels for HW1) as float32 bytes, in order."""
-
-    def __init__(self):
-        self._hasher = hashlib.sha256()
-
-    def add(self, *tensors: torch.Tensor) -> None:
-        for tensor in tensors:
-            self._hasher.update(tensor.detach().to("cpu", torch.float32).contiguous().reshape(-1)
-                                .view(torch.uint8).numpy().tobytes())
-
-    def hexdigest(self) -> str:
-        return self._hasher.hexdigest()
 
 
 def relative_output_error(start, end, replayed) -> float:

@@ -87,3 +87,19 @@ def digest(state: dict[str, torch.Tensor]) -> str:
         hasher.update(f"{name}|{value.dtype}|{tuple(value.shape)}|".encode())
         hasher.update(value.reshape(-1).view(torch.uint8).numpy().tobytes() if value.numel() else b"")
     return hasher.hexdigest()
+
+
+class EpisodeDigest:
+    """The digest of the episodes of training steps, as a training probe commits to them and the grader checks
+    them: each step's tensors (images, then labels) as float32 bytes, in order."""
+
+    def __init__(self):
+        self._hasher = hashlib.sha256()
+
+    def add(self, *tensors: torch.Tensor) -> None:
+        for tensor in tensors:
+            self._hasher.update(tensor.detach().to("cpu", torch.float32).contiguous().reshape(-1)
+                                .view(torch.uint8).numpy().tobytes())
+
+    def hexdigest(self) -> str:
+        return self._hasher.hexdigest()

@@ -8,8 +8,7 @@ import random
 import pytest
 import torch
 
-from autograder.training_audit import (EpisodeDigest, TrajectoryMismatch, audit_trajectory, checkpoint_steps,
-                                       relative_output_error)
+from autograder.training_audit import TrajectoryMismatch, audit_trajectory, checkpoint_steps, relative_output_error
 from omniglot_data import trajectory
 
 STEPS, EVERY, LR = 40, 10, 0.01
@@ -148,7 +147,7 @@ def test_wrong_number_of_checkpoints_is_refused(initial):
 
 def test_episode_digest_is_order_sensitive_and_dtype_blind():
     images, labels = batches(0)
-    first, second, swapped = EpisodeDigest(), EpisodeDigest(), EpisodeDigest()
+    first, second, swapped = trajectory.EpisodeDigest(), trajectory.EpisodeDigest(), trajectory.EpisodeDigest()
     first.add(images, labels.float())
     second.add(images.double(), labels.float())  # a float64 episode is trained on as float32: same digest
     swapped.add(labels.float(), images)

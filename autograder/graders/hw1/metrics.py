@@ -15,10 +15,10 @@ from functools import lru_cache
 import numpy as np
 import torch
 
-from autograder.training_audit import (EpisodeDigest, TrajectoryMismatch, audit_trajectory, checkpoint_steps,
-                                       episodes_not_replayed, spacing)
+from autograder.training_audit import (TrajectoryMismatch, audit_trajectory, checkpoint_steps, episodes_not_replayed,
+                                       spacing)
 from hw1_episodes import PIXEL_TOLERANCE, draw_episodes, hide_query_labels, store_and_index
-from omniglot_data.trajectory import parameters_of
+from omniglot_data.trajectory import EpisodeDigest, parameters_of
 
 CALL_TIMEOUT = 1800  # seconds per probe call when calibrating (grading uses the test's timeout marker)
 EVAL_CHUNK = 500  # episodes per predict call: keeps each reply small
