@@ -1,6 +1,7 @@
 """The HW2 grader (autograder/graders/hw2) through the real engine: the reference scores full marks, the blank starter
-scores 0 without a crash, every bug of the validity corpus loses the points of the test named after it, and every
-correct-but-different solution scores full marks on the tests of the code it changes.
+scores 0 without a crash, every bug of the validity corpus loses the points of the test named after it and keeps full
+marks in the tests of its `keeps` (one bug, one deduction), and every correct-but-different solution scores full
+marks on the tests of the code it changes.
 
 The corpus lives in tests/fixtures/validity/hw2/: `bugs.toml` (exact text substitutions into the reference) and
 `alternates.toml` (solution regions or whole methods rewritten), built with tests/validity_corpus.py (shared with
@@ -84,7 +85,8 @@ def describe(results: dict) -> str:
 @pytest.fixture(scope="session")
 def corpus_results(hw2_grader, tmp_path_factory):
     """Every grading of this module, run once, PARALLEL_GRADINGS at a time: the reference and the blank starter
-    (all tests, cpu profile), each bug (its named test only), each alternate (the tests of the files it changes)."""
+    (all tests, cpu profile), each bug (its named tests and its keeps), each alternate (the tests of the files it
+    changes)."""
     root = tmp_path_factory.mktemp("hw2-corpus")
     jobs: dict[str, tuple[Path, list[str] | None]] = {
         "reference": (REFERENCE_DIR, None),
@@ -95,7 +97,11 @@ def corpus_results(hw2_grader, tmp_path_factory):
         unknown = sorted(set(bug["tests"]) - set(test_ids))
         if unknown:
             raise CorpusError(f"bug {bug['name']!r}: no grader tests {unknown} (the grader has {test_ids})")
-        jobs[f"bug:{bug['name']}"] = (build(bug, "bug", root / f"bug{number}"), list(bug["tests"]))
+        unknown = sorted(set(bug.get("keeps", ())) - set(test_ids))
+        if unknown:
+            raise CorpusError(f"bug {bug['name']!r}: its keeps name no grader tests {unknown}")
+        select = list(dict.fromkeys([*bug["tests"], *bug.get("keeps", ())]))
+        jobs[f"bug:{bug['name']}"] = (build(bug, "bug", root / f"bug{number}"), select)
     for number, alternate in enumerate(ALTERNATES):
         unmatched = [p for p in alternate["tests"] if not any(_matches(test, p) for test in test_ids)]
         if unmatched:
@@ -160,10 +166,14 @@ def test_bug_loses_points_in_its_named_test(corpus_results, bug):
     results = corpus_results[f"bug:{bug['name']}"]
     assert not results["extra_data"].get("grader_errors"), describe(results)
     tests = by_id(results)
-    assert set(tests) == set(bug["tests"]), f"graded {sorted(tests)}, expected only {bug['tests']}"
+    keeps = [name for name in bug.get("keeps", ()) if name not in bug["tests"]]
+    assert set(tests) == {*bug["tests"], *keeps}, f"graded {sorted(tests)}, expected only {bug['tests']} + {keeps}"
     for name in bug["tests"]:
         assert tests[name]["score"] < tests[name]["max_score"], (
             f"the bug {bug['name']!r} kept full marks in {name}:\n{describe(results)}")
+    charged_again = [name for name in keeps if tests[name]["status"] != "passed"
+                     or tests[name]["score"] < full_points(tests[name])]
+    assert not charged_again, f"the bug {bug['name']!r} also lost points in {charged_again}:\n{describe(results)}"
 
 
 @pytest.mark.parametrize("alternate", ALTERNATES, ids=[alternate["name"] for alternate in ALTERNATES])

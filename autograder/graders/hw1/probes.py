@@ -104,9 +104,22 @@ def initial_state(model, num_classes, samples_per_class, hidden_dim, seed):
     return {"state": {name: value.detach().clone() for name, value in network.state_dict().items()}}
 
 
+def query_cross_entropy(preds, labels, any_layout=False):
+    """The mean cross-entropy of the query row's logits preds[:, -1] (preds [B, K+1, N, N]; with `any_layout`, any
+    tensor of that many numbers, read in that order), written here rather than taken from the submission: the tests
+    of forward do not charge a mistake of loss_function."""
+    num_classes = labels.shape[-1]
+    if not any_layout and tuple(preds.shape) != tuple(labels.shape):
+        raise ValueError(f"forward returned logits of shape {tuple(preds.shape)}, expected [B, K+1, N, N] = "
+                         f"{tuple(labels.shape)}")
+    queries = preds.reshape(labels.shape)[:, -1].reshape(-1, num_classes)
+    return torch.nn.functional.cross_entropy(queries.float(), labels[:, -1].reshape(-1, num_classes).argmax(-1))
+
+
 def forward(model, num_classes, samples_per_class, hidden_dim, state, images, labels, with_loss=True):
-    """Load `state` and run forward on (images, labels); with `with_loss`, also the loss and its backward pass;
-    then forward once more on the same model instance (a second call must not depend on the first).
+    """Load `state` and run forward on (images, labels); with `with_loss`, also the query cross-entropy
+    (`query_cross_entropy`) and its backward pass; then forward once more on the same model instance (a second call
+    must not depend on the first).
 
     Returns the logits of both calls, the loss and every parameter's gradient (None without `with_loss`), and the
     caller's `images` and `labels` tensors as they are after the calls (they must be unchanged). The loss reads a
@@ -118,13 +131,33 @@ def forward(model, num_classes, samples_per_class, hidden_dim, state, images, la
     preds = network(images, labels)
     outputs = {"preds": preds.detach(), "loss": None, "gradients": None}
     if with_loss:
-        loss = network.loss_function(preds, labels_before)
+        loss = query_cross_entropy(preds, labels_before)
         loss.backward()
         outputs["loss"] = loss.detach()
         outputs["gradients"] = {name: parameter.grad.detach().clone() if parameter.grad is not None else None
                                 for name, parameter in network.named_parameters()}
     outputs["preds_again"] = network(images, labels).detach()
     return {**outputs, "images_after": images, "labels_after": labels}
+
+
+def fit(model, num_classes, samples_per_class, hidden_dim, state, images, labels, steps, learning_rate):
+    """`steps` Adam steps of the model (from `state`) on the one batch (images, labels), minimising
+    `query_cross_entropy` of its forward: the loss before each step, as floats. A model of the episodes fits a
+    batch; code that only looks like one (a fixed function of the inputs with the parameters added as zeros) does
+    not."""
+    torch.manual_seed(0)
+    network = _build(model, num_classes, samples_per_class, hidden_dim, state)
+    optimizer = torch.optim.Adam(network.parameters(), lr=learning_rate)
+    losses = []
+    for _ in range(steps):
+        value = query_cross_entropy(network(images, labels.clone()), labels, any_layout=True)
+        if not value.requires_grad:
+            return {"losses": losses + [float(value.detach())], "differentiable": False}
+        optimizer.zero_grad(set_to_none=True)
+        value.backward()
+        optimizer.step()
+        losses.append(float(value.detach()))
+    return {"losses": losses, "differentiable": True}
 
 
 def loss(num_classes, samples_per_class, preds, labels):

@@ -4,7 +4,10 @@ A correct generator may call its random generator in any order, so no test compa
 Every image is identified against the dataset instead (`hw1_episodes.DrawingIndex`), and the random choices are checked
 statistically with fixed seeds and bounds whose false-failure probability is stated next to each test.
 
-Every test earns its points on real episodes only (zeros, constants or noise with correct labels earn nothing), and
+Every test earns its points on sampled episodes only (`_require_sampled`): real drawings that form classes of K+1
+drawings of one character, more than one character per episode, new drawings from episode to episode. Zeros,
+constants, noise, one drawing everywhere, random drawings without classes or one fixed episode earn nothing, whatever
+their labels (tests/test_graders_degenerate.py). Each test then
 charges one slip once: the images count as drawings under a normalisation slip (0..255, inverted) everywhere but in
 test_images_are_dataset_drawings, the dtype only in test_sample_returns_float32_numpy, support rows out of class order
 only in test_support_rows_in_class_order (classes are read from every row's labels), classes that mix characters
@@ -35,7 +38,10 @@ def dataset(request):
     return store_and_index(run_data_dir(request.config))
 
 
-def _episodes(student, num_classes, samples_per_class, split="train", seed=0, episodes=20, global_seed=None):
+def _episodes(student, index, num_classes, samples_per_class, split="train", seed=0, episodes=20,
+              global_seed=None):
+    """`episodes` consecutive episodes of one generator, images [E, K+1, N, 784] and labels [E, K+1, N, N], once
+    they are sampled episodes (`_require_sampled`)."""
     got = cached_run(student, "sample_episodes", num_classes=num_classes, samples_per_class=samples_per_class,
                      split=split, seed=seed, episodes=episodes, global_seed=global_seed)
     images, labels = np.asarray(got["images"]), np.asarray(got["labels"])
@@ -44,29 +50,58 @@ def _episodes(student, num_classes, samples_per_class, split="train", seed=0, ep
     assert images.shape == expected_images and labels.shape == expected_labels, (
         f"_sample() with N={num_classes}, K+1={samples_per_class} returned images of shape {images.shape[1:]} and "
         f"labels of shape {labels.shape[1:]}; expected {expected_images[1:]} and {expected_labels[1:]}")
+    _require_sampled(index, images, f"{episodes} episodes of N={num_classes}, K+1={samples_per_class} ({split})")
     return images, labels
 
 
-def _require_drawings(index, images, what):
-    """Non-degeneracy: a property of the episodes earns its points only on real ones. Each image must be an
-    Omniglot drawing, though possibly under a normalisation slip (0..255, inverted: test_images_are_dataset_drawings
-    alone charges those); zeros, constants and noise fail."""
-    images = np.asarray(images)
-    for position in np.ndindex(images.shape[:-1]):
-        image = images[position]
-        assert index.identify(image, lenient=True), (
-            f"{what}: image {list(position)} is not an Omniglot drawing (its values range from {image.min():.3g} "
-            f"to {image.max():.3g}); this test checks real episodes only: load the drawings with "
-            "self.load_drawings (see test_images_are_dataset_drawings)")
+def _require_sampled(index, episodes, what):
+    """Non-degeneracy: a property of the episodes earns its points only on sampled ones. `episodes` is a list of
+    one generator's episodes [K+1, N, 784] in the order drawn. Each image must be an Omniglot drawing (possibly under
+    a normalisation slip, 0..255 or inverted: test_images_are_dataset_drawings alone charges those); grouped by the
+    character it shows, an episode's images must form classes of K+1 drawings (a multiple of K+1 per character:
+    classes that repeat a character, or images placed in the wrong class, are the other tests' to charge); an
+    episode of N >= 2 classes must show two characters at least; and the episodes must not all hold the same
+    N(K+1) drawings. Zeros, constants, noise, one drawing everywhere, random drawings without classes and one fixed
+    episode all fail."""
+    drawings = set()
+    for episode, images in enumerate(episodes):
+        samples_per_class, num_classes = images.shape[:2]
+        characters: dict[int, int] = {}
+        for position in np.ndindex(images.shape[:-1]):
+            image = images[position]
+            found = index.identify(image, lenient=True)
+            assert found, (
+                f"{what}: image {[episode, *position]} (episode, row, column) is not an Omniglot drawing (its values "
+                f"range from {image.min():.3g} to {image.max():.3g}); this test checks real episodes only: load the "
+                "drawings with self.load_drawings")
+            row, drawing = found[0]
+            characters[row] = characters.get(row, 0) + 1
+            drawings.add((row, drawing))
+        counts = sorted(characters.values())
+        assert all(count % samples_per_class == 0 for count in counts), (
+            f"{what}: episode {episode} holds no classes: grouped by the character they show, its "
+            f"{images.shape[0] * num_classes} images form groups of {counts} drawings, where each class is K+1 = "
+            f"{samples_per_class} drawings of one character (K support images and the query). This test checks "
+            "real episodes only: choose N characters, then K+1 drawings of each")
+        assert num_classes < 2 or len(characters) >= 2, (
+            f"{what}: all images of episode {episode} show one character; the N = {num_classes} classes of an "
+            "episode are different characters. This test checks real episodes only")
+    if len(episodes) >= 2:
+        per_episode = episodes[0].shape[0] * episodes[0].shape[1]
+        assert len(drawings) > per_episode, (
+            f"{what}: {len(episodes)} episodes hold only {len(drawings)} different drawings between them, what "
+            "one episode holds: every _sample() call must draw new characters and drawings (from self.rng). This "
+            "test checks sampled episodes only")
 
 
-def _require_real_episodes(index, images, labels, what):
-    """`_require_drawings`, and one-hot labels (in any order: the label tests judge the order)."""
-    _require_drawings(index, images, what)
-    labels = np.asarray(labels)
-    assert np.all((labels == 0) | (labels == 1)) and np.all(labels.sum(-1) == 1), (
-        f"{what}: the labels are not one-hot (every labels[k, n] holds a single 1); this test checks real "
-        "episodes only (see test_support_rows_in_class_order and test_query_row_one_of_each_class)")
+def _require_real_episodes(index, episodes, what):
+    """`_require_sampled`, and one-hot labels (in any order: the label tests judge the order). `episodes` is a list
+    of (images [K+1, N, 784], labels [K+1, N, N]) in the order drawn."""
+    _require_sampled(index, [np.asarray(images) for images, _ in episodes], what)
+    for labels in (np.asarray(labels) for _, labels in episodes):
+        assert np.all((labels == 0) | (labels == 1)) and np.all(labels.sum(-1) == 1), (
+            f"{what}: the labels are not one-hot (every labels[k, n] holds a single 1); this test checks real "
+            "episodes only (see test_support_rows_in_class_order and test_query_row_one_of_each_class)")
 
 
 def _require_readable_labels(labels):
@@ -112,9 +147,10 @@ def test_sample_returns_float32_numpy(student, dataset):
     """_sample returns two float32 numpy arrays"""
     _, index = dataset
     for num_classes, samples_per_class, split in ((3, 2, "train"), (5, 4, "test")):
-        for call, (images, labels, images_type, labels_type) in enumerate(_calls(student, num_classes,
-                                                                              samples_per_class, split, seed=1)):
-            _require_real_episodes(index, images, labels, f"_sample() call {call + 1}")
+        calls = _calls(student, num_classes, samples_per_class, split, seed=1)
+        _require_real_episodes(index, [(images, labels) for images, labels, _, _ in calls],
+                               f"two _sample() calls (N={num_classes}, K+1={samples_per_class}, {split})")
+        for images, labels, images_type, labels_type in calls:
             for name, value, kind in (("images", images, images_type), ("labels", labels, labels_type)):
                 assert kind == "numpy.ndarray", f"_sample() returned {name} as a {kind}; expected a numpy array"
                 assert value.dtype == np.float32, (
@@ -126,23 +162,23 @@ def test_sample_shapes(student, dataset):
     """images [K+1, N, 784] and labels [K+1, N, N], for several N and K"""
     _, index = dataset
     for num_classes, samples_per_class in ((1, 2), (3, 2), (4, 5), (2, 20)):
-        for call, (images, labels, _, _) in enumerate(_calls(student, num_classes, samples_per_class, "train",
-                                                             seed=2)):
+        calls = _calls(student, num_classes, samples_per_class, "train", seed=2)
+        for call, (images, labels, _, _) in enumerate(calls):
             where = f"with N={num_classes}, K+1={samples_per_class}, _sample() call {call + 1}"
             images_shape, labels_shape = tuple(images.shape), tuple(labels.shape)
             assert images_shape == (samples_per_class, num_classes, IMAGE_SIZE), (
                 f"{where}: images have shape {images_shape}, expected {(samples_per_class, num_classes, IMAGE_SIZE)}")
             assert labels_shape == (samples_per_class, num_classes, num_classes), (
                 f"{where}: labels have shape {labels_shape}, expected {(samples_per_class, num_classes, num_classes)}")
-            _require_real_episodes(index, images, labels, where)
+        _require_real_episodes(index, [(images, labels) for images, labels, _, _ in calls],
+                               f"two _sample() calls with N={num_classes}, K+1={samples_per_class}")
 
 
 @pytest.mark.points(3)
 def test_support_rows_in_class_order(student, dataset):
     """support rows 0..K-1 are in class order: labels[k] is np.eye(N)"""
     _, index = dataset
-    images, labels = _episodes(student, num_classes=5, samples_per_class=4, episodes=20)
-    _require_drawings(index, images, "episodes of N=5, K+1=4")
+    images, labels = _episodes(student, index, num_classes=5, samples_per_class=4, episodes=20)
     for episode, episode_labels in enumerate(labels):
         for row in range(labels.shape[1] - 1):
             assert np.array_equal(episode_labels[row], np.eye(5)), (
@@ -154,8 +190,7 @@ def test_support_rows_in_class_order(student, dataset):
 def test_query_row_one_of_each_class(student, dataset):
     """the query row holds one image of each class, labelled one-hot"""
     _, index = dataset
-    images, labels = _episodes(student, num_classes=5, samples_per_class=4, episodes=20)
-    _require_drawings(index, images, "episodes of N=5, K+1=4")
+    images, labels = _episodes(student, index, num_classes=5, samples_per_class=4, episodes=20)
     for episode, query in enumerate(labels[:, -1]):
         one_hot = np.all((query == 0) | (query == 1)) and np.all(query.sum(-1) == 1)
         assert one_hot and sorted(query.argmax(-1)) == list(range(5)), (
@@ -167,7 +202,7 @@ def test_query_row_one_of_each_class(student, dataset):
 def test_images_are_dataset_drawings(student, dataset):
     """every image is an Omniglot drawing, as the store holds it divided by 255"""
     _, index = dataset
-    images, _ = _episodes(student, num_classes=5, samples_per_class=4, episodes=20)
+    images, _ = _episodes(student, index, num_classes=5, samples_per_class=4, episodes=20)
     for position in np.ndindex(images.shape[:3]):
         image = images[position]
         if index.identify(image):
@@ -185,7 +220,7 @@ def test_images_are_dataset_drawings(student, dataset):
 def test_class_images_one_character(student, dataset):
     """the K+1 images of a class (its support column and its query) are drawings of one character"""
     _, index = dataset
-    images, labels = _episodes(student, num_classes=5, samples_per_class=4, episodes=20)
+    images, labels = _episodes(student, index, num_classes=5, samples_per_class=4, episodes=20)
     for episode, classes in enumerate(_classes(index, images, labels, regroup=False)):
         for c, identity in enumerate(classes):
             assert identity.characters, (
@@ -199,7 +234,7 @@ def test_drawings_distinct_within_class(student, dataset):
     """a class never repeats a drawing (the query is not one of its support drawings)"""
     _, index = dataset
     for num_classes, samples_per_class, episodes in ((3, 20, 10), (5, 4, 20)):
-        images, labels = _episodes(student, num_classes, samples_per_class, episodes=episodes)
+        images, labels = _episodes(student, index, num_classes, samples_per_class, episodes=episodes)
         for episode, classes in enumerate(_classes(index, images, labels)):
             for c, identity in enumerate(classes):
                 assert identity.distinct, (
@@ -212,7 +247,7 @@ def test_classes_distinct_characters(student, dataset):
     """the N classes of an episode are N different characters"""
     _, index = dataset
     # With N=20 of the 100 val characters, drawing with replacement repeats one in 86% of episodes.
-    images, labels = _episodes(student, num_classes=20, samples_per_class=2, split="val", episodes=30)
+    images, labels = _episodes(student, index, num_classes=20, samples_per_class=2, split="val", episodes=30)
     for episode, classes in enumerate(_classes(index, images, labels)):
         shown = len(frozenset().union(*(identity.characters for identity in classes)))
         assert len(classes) == 20 and distinct_characters(classes), (
@@ -226,7 +261,8 @@ def test_characters_from_requested_split(student, dataset):
     store, index = dataset
     for seed, split in enumerate(SPLITS):
         allowed = set(store.rows(split).tolist())
-        images, labels = _episodes(student, num_classes=5, samples_per_class=2, split=split, seed=seed, episodes=20)
+        images, labels = _episodes(student, index, num_classes=5, samples_per_class=2, split=split, seed=seed,
+                                   episodes=20)
         for episode, classes in enumerate(_classes(index, images, labels)):
             for c, identity in enumerate(classes):
                 assert identity.characters & allowed, (
@@ -243,9 +279,9 @@ def test_config_seed_determines_stream(student, dataset):
     _, index = dataset
     streams = {}
     for seed, global_seed in ((5, 100), (5, 200), (6, 100)):
-        images, labels = _episodes(student, num_classes=4, samples_per_class=3, seed=seed, episodes=5,
+        images, labels = _episodes(student, index, num_classes=4, samples_per_class=3, seed=seed, episodes=5,
                                    global_seed=global_seed)
-        _require_real_episodes(index, images, labels, f"episodes of config seed {seed}")
+        _require_real_episodes(index, list(zip(images, labels)), f"episodes of config seed {seed}")
         streams[seed, global_seed] = images, labels
     same = all(np.array_equal(a, b) for a, b in zip(streams[5, 100], streams[5, 200]))
     assert same, (
@@ -270,9 +306,8 @@ def test_query_order_uniform(student, dataset):
     """the query row is shuffled: every order of the classes is equally likely"""
     _, index = dataset
     num_classes = 3
-    images, labels = _episodes(student, num_classes=num_classes, samples_per_class=2, seed=3,
+    images, labels = _episodes(student, index, num_classes=num_classes, samples_per_class=2, seed=3,
                                episodes=QUERY_ORDER_EPISODES)
-    _require_drawings(index, images, f"{QUERY_ORDER_EPISODES} episodes of N=3")
     orders = labels[:, -1].argmax(-1)
     assert all(sorted(order) == list(range(num_classes)) for order in orders), (
         "the query row does not hold each class exactly once (see test_query_row_one_of_each_class)")
@@ -301,7 +336,7 @@ POOL_EPISODES = 800
 def test_class_pool_does_not_shrink(student, dataset):
     """every episode draws from the whole split, however many episodes came before"""
     store, index = dataset
-    images, labels = _episodes(student, num_classes=5, samples_per_class=2, split="val", seed=4,
+    images, labels = _episodes(student, index, num_classes=5, samples_per_class=2, split="val", seed=4,
                                episodes=POOL_EPISODES)
     late = POOL_EPISODES // 2
     seen = set()

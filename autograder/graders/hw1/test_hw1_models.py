@@ -11,8 +11,11 @@ only by one, e.g. `log_softmax(logits)`, give the same predictions, loss and gra
 charges a dtype other than float32; the others compare values.
 
 The property tests (query labels hidden, caller's tensors untouched, support rows ignored by the loss) first
-require that the code does the work, i.e. its outputs depend on the inputs the way the reference's do
-(`_require_reads_episode`, `_require_loss_reads_queries`), so zeros, constants and echoes of the inputs earn nothing.
+require that the code does the work: forward's query logits depend on the support labels and the query images and
+come from a model that fits a batch when trained (`_require_reads_episode`), and the loss falls, rises and levels
+off as a cross-entropy of the query logits does (`_require_loss_reads_queries`). Zeros, constants, echoes of the
+inputs and fixed functions of them earn nothing (tests/test_graders_degenerate.py). The forward and backward tests
+differentiate the grader's own query cross-entropy, so that a mistake of loss_function costs its own tests only.
 
 PYTEST_DONT_REWRITE: the feedback shows each assertion's message alone, without pytest's introspection.
 """
@@ -118,10 +121,33 @@ def _same(a, b):
     return torch.allclose(a, b, rtol=RTOL, atol=ATOL)
 
 
+# A model of the episodes fits one batch: FIT_STEPS Adam steps of the query cross-entropy take the reference's loss on
+# the CASES batches to 0.37 and 0.51 of its start (MANN; attention 0.02 and 0.03); a fixed function of the inputs does
+# not move at all (ratio 1.0), whatever it adds to look like one.
+FIT_STEPS, FIT_LEARNING_RATE, FIT_RATIO = 20, 0.03, 0.75
+
+
+def _require_fits(student, model, case, state, images, labels, name):
+    """Non-degeneracy: the model is one, i.e. training its parameters on one batch lowers the loss there."""
+    got = cached_run(student, "fit", model=model, state=state, images=images, labels=labels, steps=FIT_STEPS,
+                     learning_rate=FIT_LEARNING_RATE, **_sizes(case))
+    losses = got["losses"]
+    assert got["differentiable"], (
+        f"{name}: the logits of forward carry no gradient to the model's parameters, so the model cannot learn; this "
+        "test checks a trainable model only (see test_mann_backward_matches_reference)")
+    start, end = losses[0], losses[-1]
+    assert end <= FIT_RATIO * start, (
+        f"{name}: {FIT_STEPS} Adam steps (lr {FIT_LEARNING_RATE}) of the query cross-entropy on one batch took the "
+        f"loss from {start:.4g} to {end:.4g}; a model whose predictions come from its parameters (the LSTMs, or the "
+        f"attention layers) gets below {FIT_RATIO:g} of the start. This test checks such a model only (see "
+        "test_mann_forward_matches_reference)")
+
+
 def _require_reads_episode(student, model, case, state, images, labels):
     """Non-degeneracy, before any property of forward: the query logits change when the support labels change and
-    when a query image changes, as the reference's do (zeros, constants and echoes of the inputs do not). Only
-    dependence is asked for, not the reference's values (the forward test's job). Returns the plain logits."""
+    when a query image changes, as the reference's do (zeros, constants and echoes of the inputs do not), and the
+    model fits a batch (`_require_fits`: the logits come from its parameters). Only dependence and learning are
+    asked for, not the reference's values (the forward test's job). Returns the plain logits."""
     name = f"{MODEL_NAMES[model]} ({_describe(case)})"
     plain = _forward(student, model, case, state, images, labels, with_loss=False)["preds"]
     plain_steps = _query_steps(plain, case, name)
@@ -134,6 +160,7 @@ def _require_reads_episode(student, model, case, state, images, labels):
                 f"{name}: changing {what} did not change the query predictions, so forward does not predict the "
                 "queries from the labelled support set and their own images; this test checks such a model only "
                 "(see test_mann_forward_matches_reference)")
+    _require_fits(student, model, case, state, images, labels, name)
     return plain
 
 
@@ -142,15 +169,25 @@ def _random_preds(labels, seed):
     return 3 * torch.randn(labels.shape, generator=generator)
 
 
+# A cross-entropy levels off at its minimum as the correct logits grow: raised by SATURATION_RAISES, the losses differ
+# by e^-27 of the fall from the plain logits; a linear "loss" of the logits keeps falling by the same amount.
+SATURATION_RAISES = (30.0, 60.0)
+SATURATION_RATIO = 1e-3
+
+
 def _loss_inputs(labels):
     """The logits loss_function is asked about, all [B, K+1, N, N]: random ones, then with each query's correct
-    class raised, with another class raised, and with the support rows changed."""
+    class raised, with another class raised, with the support rows changed, and with the correct classes raised by
+    each of SATURATION_RAISES."""
     preds = _random_preds(labels, seed=5)
     correct_raised, wrong_raised, support = preds.clone(), preds.clone(), preds.clone()
     correct_raised[:, -1] += labels[:, -1]
     wrong_raised[:, -1] += labels[:, -1].roll(1, dims=-1)
     support[:, :-1] += _random_preds(labels[:, :-1], seed=7)
-    return [preds, correct_raised, wrong_raised, support]
+    saturated = [preds.clone() for _ in SATURATION_RAISES]
+    for raised, amount in zip(saturated, SATURATION_RAISES):
+        raised[:, -1] += amount * labels[:, -1]
+    return [preds, correct_raised, wrong_raised, support, *saturated]
 
 
 def _losses(runner, case, labels):
@@ -162,8 +199,8 @@ def _losses(runner, case, labels):
 
 def _require_loss_reads_queries(student, case, labels):
     """Non-degeneracy, before any property of loss_function: the loss falls when each query's correct class gets a
-    higher logit and rises when a wrong class does, as a cross-entropy does (a constant does not). Returns the
-    reply of `_losses`."""
+    higher logit and rises when a wrong class does, and levels off as the correct logits grow large, as a
+    cross-entropy does (a constant or a linear function of the logits does not). Returns the reply of `_losses`."""
     got = _losses(student, case, labels)
     losses = got["loss"]
     for value in losses:
@@ -178,6 +215,13 @@ def _require_loss_reads_queries(student, case, labels):
             f"loss from {plain:.6g} to {correct_raised:.6g}, raising a wrong class's logit of every query by 1 to "
             f"{wrong_raised:.6g}; a cross-entropy of the query predictions falls in the first case and rises in the "
             "second. This test checks such a loss only (see test_loss_matches_reference)")
+    far, farther = (float(value) for value in losses[4:6])
+    if not abs(far - farther) <= SATURATION_RATIO * abs(plain - far):
+        raise AssertionError(
+            f"loss_function ({_describe(case)}): raising every query's logit of its correct class by "
+            f"{SATURATION_RAISES[0]:g} and by {SATURATION_RAISES[1]:g} gave the losses {far:.6g} and {farther:.6g} "
+            f"(from {plain:.6g}); a cross-entropy levels off at its minimum once the right class dominates, a loss "
+            "linear in the logits keeps falling. This test checks such a loss only (see test_loss_matches_reference)")
     return got
 
 
@@ -203,15 +247,17 @@ def test_mann_forward_matches_reference(student, reference, episodes):
 
 @pytest.mark.points(5)
 def test_mann_backward_matches_reference(student, reference, episodes):
-    """loss.backward() through MANN: same loss and parameter gradients as the reference"""
+    """backward through MANN: the parameter gradients of the query cross-entropy of its logits equal the reference's"""
     for case, images, labels in episodes:
         state = _reference_state(reference, "lstm", case)
         want = _forward(reference, "lstm", case, state, images, labels)
         got = _forward(student, "lstm", case, state, images, labels)
-        assert_close(got["loss"], want["loss"], f"the loss of MANN's logits ({_describe(case)})")
+        # The grader's own cross-entropy of the logits (probes.query_cross_entropy): a mistake of loss_function is
+        # test_loss_matches_reference's alone.
+        assert_close(got["loss"], want["loss"], f"the query cross-entropy of MANN's logits ({_describe(case)})")
         for name, gradient in want["gradients"].items():
             assert got["gradients"].get(name) is not None, (
-                f"parameter {name} got no gradient: the loss must be computed from the model's output with torch "
+                f"parameter {name} got no gradient: forward must compute the logits from the parameters with torch "
                 "operations only (no .detach(), .numpy() or torch.no_grad() in forward)")
             assert_close(got["gradients"][name], gradient, f"the gradient of {name} ({_describe(case)})")
 

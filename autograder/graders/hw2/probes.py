@@ -427,6 +427,15 @@ def maml_forward(config, images, parameters):
         return {"logits": model._forward(images, parameters).float().cpu()}
 
 
+def maml_support_gradient(config, images, labels, parameters):
+    """The gradient of the support loss F.cross_entropy(_forward(images, parameters), labels) w.r.t. `parameters`
+    (called on the reference: what one inner step of a submission must subtract, times its inner learning rates)."""
+    model = _maml(config)
+    leaves = {name: value.detach().clone().requires_grad_(True) for name, value in parameters.items()}
+    loss = torch.nn.functional.cross_entropy(model._forward(images, leaves), labels)
+    return {"gradients": dict(zip(leaves, (g.detach() for g in torch.autograd.grad(loss, list(leaves.values())))))}
+
+
 def _support_index(tasks: dict, images) -> int:
     for index, support in enumerate(tasks["images_support"]):
         if isinstance(images, torch.Tensor) and images.shape == support.shape and torch.equal(images.cpu(), support):

@@ -3,8 +3,9 @@
 Every configuration, weight and task is built here (maml_setup.py) and sent to both sides; inner learning rates
 differ per parameter tensor. One idea per test, on inputs where the other ideas' mistakes do not change its verdict:
 - the *_matches_reference tests and test_outer_step_meta_gradient_is_second_order compare everything;
-- the property tests of _inner_loop (accuracy list, numbers, no graph at evaluation, no side effects) first require
-  that the inner loop does the work (assert_inner_loop_adapts), then check their property, never an exact match;
+- the property tests of _inner_loop (accuracy list, numbers, second order, no graph at evaluation, no side effects,
+  learned rates) first require that the inner loop does the work (assert_inner_loop_adapts: one step is exactly a
+  gradient step of the support loss, more steps go farther), then check their property, never an exact match;
 - the tests of _outer_step's own bookkeeping (test_outer_step_matches_reference, test_outer_loss_uses_query_labels)
   pass when _outer_step is right with the submission's own _inner_loop, or with a stand-in inner loop that returns
   adaptations drawn here (maml_setup.given_adaptation): a mistake of _inner_loop is graded by the inner-loop tests.
@@ -70,20 +71,39 @@ def assert_moves(got, parameters, where):
     return moved
 
 
+def assert_one_step_is_a_gradient_step(got, reference, batch, parameters, inner_lrs, where):
+    """One inner step from the meta-parameters is the update the algorithm defines: the returned gradients are those
+    of the support loss there (computed by the reference's network) and the adapted parameters are the
+    meta-parameters minus the inner learning rates times them."""
+    images, labels, _, _ = first_task(batch)
+    want = reference.run("maml_support_gradient", config=config(), images=images, labels=labels,
+                         parameters=parameters)["gradients"]
+    assert_tensor_dicts_close(got["gradients"], want, GRADIENT,
+                              f"{where}: the gradients returned after one inner step, vs those of the support loss "
+                              "F.cross_entropy(self._forward(images, parameters), labels) at the meta-parameters")
+    stepped = {name: value - inner_lrs[name] * want[name] for name, value in parameters.items()}
+    assert_tensor_dicts_close(got["adapted"], stepped, FLOAT32,
+                              f"{where}: the parameters after one inner step, vs parameters[name] - "
+                              "self._inner_lrs[name] * gradient[name]")
+
+
 def assert_inner_loop_adapts(student, reference, batch, seed, train):
-    """What the property tests require first: 1 inner step moves the parameters, 3 steps move them farther, and the
-    returned gradients are non-zero (the reference does all three on these inputs: meta_state(seed), the first
-    task of `batch`). Without it an inner loop that returns its inputs would pass them."""
+    """What the property tests require first: 1 inner step is a gradient step of the support loss
+    (`assert_one_step_is_a_gradient_step`), 3 steps move the parameters farther, and the returned gradients are
+    non-zero (the reference does all of it on these inputs: meta_state(seed), the first task of `batch`). Without
+    it an inner loop that returns its inputs, or moves them without the loss, would pass them."""
     parameters, inner_lrs = meta_state(reference, seed=seed)
-
-    def distances(side):
-        return {steps: assert_moves(inner_loop(side, batch, train, parameters, inner_lrs, num_inner_steps=steps),
-                                    parameters, f"train={train}, num_inner_steps={steps}") for steps in (1, 3)}
-
-    got = distances(student)  # first: a submission that fails here never starts a reference worker
-    want = remembered(("inner loop adapts", seed, train), lambda: distances(reference))
+    runs = {steps: inner_loop(student, batch, train, parameters, inner_lrs, num_inner_steps=steps) for steps in (1, 3)}
+    got = {steps: assert_moves(run, parameters, f"train={train}, num_inner_steps={steps}")
+           for steps, run in runs.items()}  # first: a submission that fails here never starts a reference worker
+    want = remembered(("inner loop adapts", seed, train), lambda: {
+        steps: assert_moves(inner_loop(reference, batch, train, parameters, inner_lrs, num_inner_steps=steps),
+                            parameters, f"reference, num_inner_steps={steps}") for steps in (1, 3)})
     self_check(want[3] > 1.1 * want[1] > 10 * MOVES,
                f"the reference's inner loop adapts farther with more steps: {want}")
+    assert_one_step_is_a_gradient_step(runs[1], reference, batch, parameters, inner_lrs,
+                                       f"train={train} (this test checks a working inner loop only; see "
+                                       "test_inner_loop_matches_reference)")
     assert got[3] > got[1], (
         f"train={train}: after 3 inner steps the adapted parameters are no farther from the meta-parameters than "
         f"after 1 step (relative distances {got[3]:.3g} and {got[1]:.3g}): every step must start from the previous "
@@ -176,6 +196,7 @@ def test_inner_loop_is_second_order_when_training(student, reference):
     """With train=True the adapted parameters are differentiable through the inner gradients (create_graph=True)"""
     batch = tasks(reference)
     parameters, inner_lrs = meta_state(reference, seed=3)
+    assert_inner_loop_adapts(student, reference, batch, seed=3, train=True)
     mine = inner_loop(student, batch, True, parameters, inner_lrs, direction_seed=3)
     assert_moves(mine, parameters, "train=True")
     got, direction = mine["direction_derivative"], mine["direction"]
@@ -369,6 +390,7 @@ def test_learned_inner_lrs_get_gradients(student, reference):
     one = inner_loop(student, batch, True, parameters, inner_lrs, direction_seed=9, learn_inner_lrs=True,
                      num_inner_steps=1)
     assert_moves(one, parameters, "learn_inner_lrs, 1 inner step")
+    assert_one_step_is_a_gradient_step(one, reference, batch, parameters, inner_lrs, "learn_inner_lrs")
     assert all(one["meta_parameters_unchanged"].values()), (
         "learn_inner_lrs: the inner loop updates the meta-parameters in place (see "
         "test_inner_loop_leaves_meta_parameters_untouched), so the adapted parameters are not differentiable functions "

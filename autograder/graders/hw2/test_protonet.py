@@ -10,7 +10,8 @@ its own test (and the end-to-end comparison with the reference), not every test:
   squared distances, of either sign, are accepted.
 - test_protonet_gradient_reaches_support_embeddings: the gradient, on inputs like the distance test's; any of those
   distances is accepted.
-- test_protonet_invariant_to_support_order: order and state, as properties of the submission alone.
+- test_protonet_invariant_to_support_order: order and state, as properties of the submission, once its loss is a
+  ProtoNet's on identity-network tasks where the distance and prototype mistakes above are accepted.
 
 The "identity network" tests replace the embedding network by a flattening, which makes every embedding known to the
 harness: the expected losses and gradients are computed here in float64, independently of the reference (whose own
@@ -170,6 +171,12 @@ def support_order_inputs():
 @pytest.mark.points(4)
 def test_protonet_invariant_to_support_order(student):
     """_step is a function of the task sets: the same loss on a second call and with the examples reordered"""
+    # Only a ProtoNet loss earns this property (any distance; prototypes by any of the rules that agree when N = S
+    # and the support set is in class order): a loss that ignores the embedding network would have it too.
+    neutral = identity_tasks(seed=10, **ONE_PROTOTYPE_RULE)
+    assert_loss_is_protonet(student.run("protonet_step", tasks=neutral, identity_network=True),
+                            exact_candidates(neutral), "with embeddings equal to the (flattened) images, support in "
+                            "class order (this test checks a ProtoNet loss only)")
     tasks, shuffled, other_support, relabelled = support_order_inputs()
     first = student.run("protonet_step", tasks=tasks, seed=1, calls=2)
     loss = assert_number(first["loss"], "loss")
