@@ -202,14 +202,26 @@ def student(request):
         request.node.stash[_RECORD]["calls"] += runner.calls
 
 
+_REFERENCE_RUNNERS = pytest.StashKey[dict]()
+
+
 @pytest.fixture
 def reference(request):
-    """Runs the same probes against the reference solution, in a trusted worker."""
-    runner = _runner(request, "reference")
-    try:
-        yield runner
-    finally:
-        runner.close()
+    """Runs the same probes against the reference solution, in a trusted worker.
+
+    Unlike the student's, the reference's worker is shared by the tests of a grading run that see the same data
+    (one per data view): its code is trusted and every probe seeds what it draws, so nothing a test could leave
+    behind changes another's answer, and a test that needs the reference no longer pays for starting a worker and
+    importing torch (~2 s). A worker that timed out or crashed is replaced at the next call, as before; the call
+    timeout is the current test's."""
+    runners = request.config.stash.setdefault(_REFERENCE_RUNNERS, {})
+    spec = _spec(request, "reference")
+    key = str(spec.data_dir)
+    if key not in runners:
+        runners[key] = _runner(request, "reference")
+    runner = runners[key]
+    runner.timeout = request.node.stash[_RECORD]["entry"]["timeout"] * REFERENCE_TIMEOUT_FACTOR
+    yield runner
 
 
 @pytest.fixture
@@ -272,4 +284,6 @@ def pytest_runtest_makereport(item, call):
 
 
 def pytest_sessionfinish(session, exitstatus):
+    for runner in session.config.stash.get(_REFERENCE_RUNNERS, {}).values():
+        runner.close()
     _emit(session.config, {"event": "finished", "exitstatus": int(exitstatus)})

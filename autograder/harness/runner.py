@@ -62,7 +62,7 @@ class OutputLog:
 
 
 class WorkerProcess:
-    """One running worker. Used by ProbeRunner; not reused across tests."""
+    """One running worker. Used by ProbeRunner (the plugin keeps a student runner per test, the reference's per run)."""
 
     def __init__(self, spec: WorkerSpec, log: OutputLog):
         self.spec = spec

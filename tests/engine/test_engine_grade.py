@@ -165,6 +165,29 @@ def test_torch_values_cross_the_boundary(toy, tmp_path):
     assert results["score"] == 1, results["tests"][0]["output"]
 
 
+def test_reference_worker_is_shared_and_the_students_is_not(toy, tmp_path):
+    """One reference worker per grading run and data view (trusted code: ~2 s of start-up saved per test), a fresh
+    student worker for every test."""
+    graders = tmp_path / "graders"
+    shutil.copytree(TOY / "graders", graders)
+    for test_file in graders.glob("test_*.py"):
+        test_file.unlink()
+    with (graders / "probes.py").open("a") as probes:
+        # a token drawn when the worker imports the probes (a sandboxed worker's pid is the same in every namespace)
+        probes.write("\n\nimport os as _os\n\n_WORKER = _os.urandom(8).hex()\n\n\n"
+                     "def worker():\n    return {'worker': _WORKER}\n")
+    (graders / "test_workers.py").write_text(
+        "import pytest\n\nSEEN = []\n\n"
+        "@pytest.mark.points(1)\n@pytest.mark.parametrize('round', [0, 1, 2])\n"
+        "def test_workers(student, reference, round):\n"
+        "    SEEN.append((student.run('worker')['worker'], reference.run('worker')['worker']))\n"
+        "    students, references = zip(*SEEN)\n"
+        "    assert len(set(students)) == len(SEEN) and len(set(references)) == 1, SEEN\n")
+    assignment = load_assignment(graders, solutions_dir=TOY / "solution", release_dir=TOY / "release")
+    results = grade_submission(assignment, TOY / "solution")
+    assert results["score"] == 3, [test["output"] for test in results["tests"]]
+
+
 def test_cli_writes_files_and_exit_codes(tmp_path):
     command = [sys.executable, "-m", "autograder", "grade", str(TOY / "graders"), str(TOY / "release"),
                "--json", str(tmp_path / "r.json"), "--report", str(tmp_path / "f.md"),
