@@ -2,8 +2,9 @@
 
 Students zip strangely (a top folder, `__MACOSX/`, a copy of the whole repository), so each whitelisted file name
 is looked for anywhere inside; when it occurs more than once the shallowest copy wins and the feedback says so.
-Archives with absolute or `..` entry names, symlinks in place of a whitelisted file, implausible compression
-ratios or sizes are rejected as a whole with a message naming the entry. Only whitelisted files are ever
+Archives with absolute or `..` entry names, symlinks in place of a whitelisted file, encrypted entries, compression
+methods zipfile cannot read, implausible compression ratios or sizes are rejected as a whole with a message naming
+the entry (the grading then scores 0 with that message, like any other rejection). Only whitelisted files are ever
 written out, read with a byte cap whatever sizes the archive claims.
 """
 
@@ -123,7 +124,7 @@ def _from_zip(archive: Path, whitelist: tuple[str, ...], dest: Path, limits: Int
         raise SubmissionRejected(f"{archive.name} is larger than {limits.max_archive_bytes} bytes")
     try:
         zf = zipfile.ZipFile(archive)
-    except zipfile.BadZipFile as exc:
+    except (zipfile.BadZipFile, OSError, EOFError, ValueError, NotImplementedError) as exc:
         raise SubmissionRejected(f"{archive.name} is not a valid zip file ({exc})") from None
     with zf:
         entries = zf.infolist()
@@ -150,10 +151,18 @@ def _from_zip(archive: Path, whitelist: tuple[str, ...], dest: Path, limits: Int
             if info.file_size > limits.max_file_bytes:
                 raise SubmissionRejected(f"{info.filename!r} is {info.file_size} bytes; the limit is "
                                          f"{limits.max_file_bytes}")
+            if info.flag_bits & 0x1:
+                raise SubmissionRejected(f"the zip entry {info.filename!r} is encrypted (password-protected); "
+                                         "submit a zip without a password")
             try:
                 with zf.open(info) as stream:
                     files[name] = _write_capped(stream, dest / name, info.filename, limits)
-            except (zipfile.BadZipFile, OSError, EOFError) as exc:
+            except NotImplementedError:  # zipfile's answer to a compression method it lacks (e.g. deflate64)
+                raise SubmissionRejected(f"the zip entry {info.filename!r} is compressed with a method this grader "
+                                         "cannot read (compress type "
+                                         f"{info.compress_type}); make the zip with the standard 'deflate' "
+                                         "compression (e.g. `zip -r`, or your system's 'Compress')") from None
+            except (zipfile.BadZipFile, OSError, EOFError, RuntimeError, ValueError) as exc:
                 raise SubmissionRejected(f"the zip entry {info.filename!r} cannot be read ({exc})") from None
         return files
 

@@ -127,3 +127,32 @@ def test_single_file_and_non_zip(tmp_path):
     corrupt = tmp_path / "broken.zip"
     corrupt.write_bytes(b"PK\x03\x04" + b"\0" * 40)
     assert collect_submission(corrupt, WHITELIST, tmp_path / "o3").rejected is not None
+
+
+def _set_entry_header(archive: Path, name: str, **fields) -> None:
+    """Rewrite fields of one entry's local and central headers in place (what another zip tool would have written):
+    flag_bits (offset 6 local, 8 central) and compress_type (8 local, 10 central)."""
+    data = bytearray(archive.read_bytes())
+    offsets = {"flag_bits": (6, 8), "compress_type": (8, 10)}
+    with zipfile.ZipFile(archive) as zf:
+        info = zf.getinfo(name)
+    central = data.find(b"PK\x01\x02")
+    while central != -1 and data[central + 46:central + 46 + len(name)] != name.encode():
+        central = data.find(b"PK\x01\x02", central + 4)
+    for field_name, value in fields.items():
+        local_at, central_at = offsets[field_name]
+        data[info.header_offset + local_at:info.header_offset + local_at + 2] = value.to_bytes(2, "little")
+        data[central + central_at:central + central_at + 2] = value.to_bytes(2, "little")
+    archive.write_bytes(bytes(data))
+
+
+@pytest.mark.parametrize("fields, reason", [
+    ({"flag_bits": 0x1}, "is encrypted (password-protected)"),
+    ({"compress_type": 9}, "is compressed with a method this grader cannot read"),  # deflate64
+])
+def test_unreadable_zip_entries_are_a_clear_rejection(tmp_path, fields, reason):
+    archive = make_zip(tmp_path / "s.zip", {"sub/hw1.py": "x = 1\n" * 100, "sub/load_data.py": "y = 2\n"})
+    _set_entry_header(archive, "sub/hw1.py", **fields)
+    intake = collect_submission(archive, WHITELIST, tmp_path / "out")
+    assert intake.rejected is not None and reason in intake.rejected and "'sub/hw1.py'" in intake.rejected
+    assert intake.files == {} and os.listdir(tmp_path / "out") == []
