@@ -4,14 +4,49 @@ Every collected test starts at 0. It scores only with a `result` line saying it 
 `points * fraction` (partial credit). A test the harness never reported (it crashed, hung or was killed) scores 0
 with a message saying so. Extra credit follows Gradescope: the test's max_score is 0 and its score is added on
 top, so the total may exceed max_score.
+
+Everything that may come from the submission (messages, its printed output, file names in the intake summary,
+timings a worker reported) passes `safe_text` / `_safe_calls` here, the one place every record is built from:
+results.json, the terminal table, the feedback reports, the gradebook and the CSV all read these results.
 """
 
 from __future__ import annotations
 
 import json
+import math
+import re
 from pathlib import Path
 
 NOT_REPORTED = "not graded: the grading harness stopped before reporting this test (counted as 0)"
+# Terminal and document control: C0 controls but tab and newline (ESC, carriage return, backspace, ...), DEL, C1
+# controls, and the Unicode bidirectional overrides and isolates (text that displays in another order than it reads).
+_CONTROL = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]")
+MAX_TEXT_CHARS = 64 * 1024  # per message or output: beyond it, the submission is only making records bigger
+
+
+def safe_text(value, limit: int = MAX_TEXT_CHARS) -> str:
+    """`value` as text that cannot drive a terminal or a document: control characters shown as escapes
+    (`\\x1b`), at most `limit` characters (the rest counted)."""
+    text = value if isinstance(value, str) else str(value)
+    cut = ""
+    if len(text) > limit:
+        cut = f"\n[... {len(text) - limit} more characters not shown]"
+        text = text[:limit]
+    return _CONTROL.sub(lambda found: f"\\x{ord(found.group()):02x}" if ord(found.group()) < 0x100
+                        else f"\\u{ord(found.group()):04x}", text) + cut
+
+
+def _number(value) -> float | None:
+    return float(value) if type(value) in (int, float) and math.isfinite(value) else None
+
+
+def _safe_calls(calls) -> list[dict]:
+    """The harness's record of probe calls, reduced to what it measured itself (the probe's name, its clock) and
+    the worker's own figure only when it is a plain finite number."""
+    if not isinstance(calls, list):
+        return []
+    return [{"probe": safe_text(call.get("probe", ""), 200), "seconds": _number(call.get("seconds")),
+             "worker_seconds": _number(call.get("worker_seconds"))} for call in calls if isinstance(call, dict)]
 
 
 def read_events(path: Path) -> list[dict]:
@@ -60,9 +95,9 @@ def build_results(events: list[dict], *, harness_problem: str | None, intake_sum
         fraction = float(result.get("fraction", 0.0)) if passed else 0.0
         fraction = min(max(fraction, 0.0), 1.0)
         if result and result.get("grader_error"):
-            grader_errors.append(f"{entry['name']}: {result.get('message', '')}")
-        message = (result or {}).get("message") or ("" if result else NOT_REPORTED)
-        output = (result or {}).get("output") or ""
+            grader_errors.append(f"{entry['name']}: {safe_text(result.get('message', ''))}")
+        message = safe_text((result or {}).get("message") or ("" if result else NOT_REPORTED))
+        output = safe_text((result or {}).get("output") or "")
         text = message
         if output.strip():
             text = f"{message}\n\n--- output of your code ---\n{output}".lstrip()
@@ -78,12 +113,12 @@ def build_results(events: list[dict], *, harness_problem: str | None, intake_sum
             "extra_data": {"id": entry["id"], "extra_credit": extra_credit, "points": points,
                            "sandbox": extra_data.get("sandbox"),
                            "seconds": _round(float((result or {}).get("seconds", 0.0))),
-                           "calls": (result or {}).get("calls", [])},
+                           "calls": _safe_calls((result or {}).get("calls", []))},
         })
 
     output = []
     if intake_summary:
-        output.append(intake_summary)
+        output.append(safe_text(intake_summary))
     if grader_errors:
         output.append("GRADER ERROR (please tell the course staff): " + "\n".join(grader_errors))
     if extra_data.get("sandbox") == "insecure":
@@ -96,5 +131,7 @@ def build_results(events: list[dict], *, harness_problem: str | None, intake_sum
         "visibility": "visible",
         "stdout_visibility": "hidden",
         "tests": tests,
-        "extra_data": {**extra_data, "grader_errors": grader_errors},
+        "extra_data": {**extra_data, **({"rejected": safe_text(extra_data["rejected"])}
+                                        if extra_data.get("rejected") is not None else {}),
+                       "grader_errors": grader_errors},
     }

@@ -77,6 +77,33 @@ def test_zip_submission_with_wrong_answers_and_output(toy, tmp_path):
     assert tests["test_scale"]["status"] == "passed"
 
 
+def test_control_characters_from_the_submission_reach_no_record(toy, tmp_path):
+    """Escape codes in a zip folder name, in printed output, in an exception message and in a worker's reported
+    timing end up as visible escapes (or dropped) in results.json, the table and the feedback."""
+    clear, clipboard, carriage = "\x1b[2J\x1b[H", "\x1b]52;c;aGVsbG8=\x07", "\rTotal: 77 / 77"
+    source = (TOY / "solution" / "toy.py").read_text()
+    source = source.replace("return a + b", f"print({clear + clipboard!r})\n    raise ValueError({carriage!r})")
+    archive = tmp_path / "sub.zip"
+    with zipfile.ZipFile(archive, "w") as zf:
+        zf.writestr(f"deep/{clear}x/toy.py", "junk = 1\n")
+        zf.writestr("toy.py", source)
+    results = grade_submission(toy, archive)
+    def strings(value):
+        if isinstance(value, dict):
+            return "".join(strings(key) + strings(item) for key, item in value.items())
+        return "".join(map(strings, value)) if isinstance(value, list) else value if isinstance(value, str) else ""
+
+    records = {"results.json": strings(results), "table": render_table(results),
+               "markdown": render_markdown(results, show_hidden=True), "html": render_html(results, show_hidden=True)}
+    for where, text in records.items():
+        assert not any(ord(c) < 0x20 and c not in "\n\t" or 0x7f <= ord(c) <= 0x9f for c in text), where
+    add = by_name(results)["test_add"]["output"]
+    assert "\\x1b[2J" in add and "\\x1b]52;c;aGVsbG8=\\x07" in add and "\\x0dTotal: 77 / 77" in add
+    assert "\\x1b[2J" in results["output"]  # the ignored copy's location, in the intake note
+    assert all(type(call["worker_seconds"]) in (float, type(None)) for test in results["tests"]
+               for call in test["extra_data"]["calls"])
+
+
 def test_reports_respect_visibility_and_escape_student_output(reference_results):
     results = json.loads(json.dumps(reference_results))
     results["tests"][0]["output"] = "<script>alert('x')</script> ```` fence"
