@@ -6,8 +6,9 @@ probes module and the assignment files) and started as::
     python -I _autograder_worker.py --probes probes.py --requests FD --replies FD
 
 It imports nothing from `autograder`; inside the sandbox the repository does not exist. Each request is
-``{"op": "call", "probe": NAME, "inputs": {...}}``; each reply is ``{"op": "reply", "ok": true, "outputs": {...}}``
-or ``{"op": "reply", "ok": false, "error": {"type", "message", "traceback"}}``. The worker exits when the request
+``{"op": "call", "probe": NAME, "inputs": {...}, "nonce": N}``; each reply is ``{"op": "reply", "ok": true,
+"outputs": {...}, "nonce": N}`` or ``{"op": "reply", "ok": false, "error": {"type", "message", "traceback"},
+"nonce": N}``, echoing the request's nonce. The worker exits when the request
 pipe closes. Nothing here is trusted by the harness: a reply only ever carries data to be checked.
 """
 
@@ -94,6 +95,7 @@ def serve(probes_path: str, requests_fd: int, replies_fd: int) -> None:
         except BaseException as exc:  # SystemExit and KeyboardInterrupt from student code are failures too
             reply = _error_reply(exc)
         reply["seconds"] = time.perf_counter() - started
+        reply["nonce"] = request.get("nonce") if isinstance(request, dict) else None
         sys.stdout.flush()
         sys.stderr.flush()
         try:

@@ -10,6 +10,7 @@ return fails the call with `StudentError`.
 from __future__ import annotations
 
 import os
+import secrets
 import shutil
 import signal
 import subprocess
@@ -99,11 +100,16 @@ class WorkerProcess:
     def call(self, probe: str, inputs: dict, timeout: float) -> dict:
         """Send one call; return the worker's reply message. Raises wire.WireError subclasses on failure."""
         deadline = time.monotonic() + timeout
-        frame = wire.encode({"op": "call", "probe": probe, "inputs": inputs})
+        # A fresh nonce per call, echoed by the worker: a frame written before this request (or left over from an
+        # earlier call) cannot pass for its reply.
+        nonce = secrets.token_hex(16)
+        frame = wire.encode({"op": "call", "probe": probe, "inputs": inputs, "nonce": nonce})
         self._send(frame, deadline)
         reply = wire.read_message(self._replies, self.limits, deadline)
         if reply.get("op") != "reply" or not isinstance(reply.get("ok"), bool):
             raise wire.WireError("the reply frame is not a probe reply")
+        if reply.get("nonce") != nonce:
+            raise wire.WireError("a reply frame that does not answer this call (written out of turn)")
         return reply
 
     def _send(self, frame: bytes, deadline: float) -> None:

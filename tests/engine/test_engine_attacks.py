@@ -69,6 +69,7 @@ SIMPLE_ATTACKS = {
     "always_equal_int": (ONLY_INTACT, "cannot send a value of type target.SneakyInt"),
     "oversized_frame": (ONLY_INTACT, "exceeds the"),
     "garbage_frame": (ONLY_INTACT, "unusable reply"),
+    "early_frame": (NOTHING, "written out of turn"),
     "setsid_background": (ONLY_INTACT, "assert 41 == 42"),
     "write_outside": (ONLY_INTACT, "written: []"),
     "fill_disk": (ONLY_INTACT, "No space left on device"),
