@@ -252,6 +252,8 @@ def worker_command(spec: WorkerSpec, requests_fd: int, replies_fd: int,
     # output printed before a hang or crash is not lost with the process.
     worker_args = ["-I", "-B", "-u", WORKER_FILE, "--probes", spec.probes, "--requests", str(requests_fd),
                    "--replies", str(replies_fd)]
+    if spec.mode == "trusted":  # the reference's failures are grader errors: the instructor needs every frame
+        worker_args.append("--full-tracebacks")
     if spec.mode == "bwrap":
         launcher_env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin")}  # bwrap --clearenv sets the worker's
         return _bwrap_command(spec, sandbox_uid(), worker_args), launcher_env, "/"

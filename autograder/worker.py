@@ -28,14 +28,29 @@ import _autograder_wire as wire  # noqa: E402
 
 # Frames from these files are the grading machinery, not the student's code: left out of tracebacks.
 _MACHINERY = ("_autograder_worker.py", "_autograder_wire.py")
+_HERE = os.path.dirname(os.path.abspath(__file__))
+_probes_file: str | None = None  # the probes module's file name, once loaded (its frames are machinery too)
+
+
+_full_tracebacks = False  # --full-tracebacks (the trusted reference worker): every frame but the machinery's
 
 
 def _student_traceback(exc: BaseException) -> str:
-    frames = [
-        frame
-        for frame in traceback.extract_tb(exc.__traceback__)
-        if os.path.basename(frame.filename) not in _MACHINERY and "importlib._bootstrap" not in frame.filename
-    ]
+    """The traceback of the submission's own frames only (the files beside this worker but the machinery and the
+    probes), named relative to the submission: no library frame and no path of the grading host."""
+    if _full_tracebacks:
+        frames = [frame for frame in traceback.extract_tb(exc.__traceback__)
+                  if os.path.basename(frame.filename) not in _MACHINERY]
+        return "".join(["Traceback (most recent call last):\n", *traceback.format_list(frames),
+                        *traceback.format_exception_only(type(exc), exc)])
+    frames = []
+    for frame in traceback.extract_tb(exc.__traceback__):
+        path = os.path.abspath(frame.filename)
+        name = os.path.relpath(path, _HERE)
+        if os.path.dirname(path) != _HERE or name in _MACHINERY or name == _probes_file:
+            continue
+        frame.filename = name
+        frames.append(frame)
     lines = traceback.format_list(frames)
     lines += traceback.format_exception_only(type(exc), exc)
     return "Traceback (most recent call last):\n" + "".join(lines) if frames else "".join(lines)
@@ -58,6 +73,8 @@ def _error_reply(exc: BaseException) -> dict:
 
 
 def _load_probes(path: str):
+    global _probes_file
+    _probes_file = os.path.basename(path)
     spec = importlib.util.spec_from_file_location(os.path.splitext(os.path.basename(path))[0], path)
     module = importlib.util.module_from_spec(spec)
     sys.modules[spec.name] = module
@@ -110,7 +127,10 @@ def main() -> None:
     parser.add_argument("--probes", required=True)
     parser.add_argument("--requests", type=int, required=True)
     parser.add_argument("--replies", type=int, required=True)
+    parser.add_argument("--full-tracebacks", action="store_true")
     args = parser.parse_args()
+    global _full_tracebacks
+    _full_tracebacks = args.full_tracebacks
     wire.die_with_parent()
     serve(args.probes, args.requests, args.replies)
 

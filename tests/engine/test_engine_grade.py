@@ -104,6 +104,20 @@ def test_control_characters_from_the_submission_reach_no_record(toy, tmp_path):
                for call in test["extra_data"]["calls"])
 
 
+def test_tracebacks_show_the_students_frames_only(toy, tmp_path):
+    """An error raised inside torch, called from the student's file: the feedback names the student's line, relative
+    to the submission, and no probe, library or grading-host path."""
+    submission = tmp_path / "submission"
+    submission.mkdir()
+    source = (TOY / "solution" / "toy.py").read_text()
+    (submission / "toy.py").write_text(source.replace("return a + b",
+                                                      "import torch\n    return torch.ones(2) @ torch.ones(3)"))
+    output = by_name(grade_submission(toy, submission))["test_add"]["output"]
+    assert 'File "toy.py", line' in output and "torch.ones(2) @ torch.ones(3)" in output and "RuntimeError" in output
+    for host_detail in ("site-packages", "probes.py", "/sandbox", "_autograder", str(Path(sys.executable).parent)):
+        assert host_detail not in output, (host_detail, output)
+
+
 def test_reports_respect_visibility_and_escape_student_output(reference_results):
     results = json.loads(json.dumps(reference_results))
     results["tests"][0]["output"] = "<script>alert('x')</script> ```` fence"
