@@ -187,6 +187,9 @@ def _bwrap_command(spec: WorkerSpec, uid: int | None, worker_args: list[str]) ->
     args += ["--ro-bind", str(identity / "passwd"), "/etc/passwd", "--ro-bind", str(identity / "group"), "/etc/group"]
     args += ["--proc", "/proc", "--dev", "/dev"]
     size = str(spec.limits.tmpfs_mb * 1024 * 1024)
+    # bwrap's /dev/shm is part of its uncapped /dev tmpfs: a capped one of its own (shared memory of DataLoader
+    # workers lives there), and /dev itself read-only below.
+    args += ["--size", size, "--tmpfs", "/dev/shm"]
     args += ["--size", size, "--tmpfs", "/tmp", "--size", size, "--tmpfs", WORKDIR]
     for path in _python_paths():
         args += ["--ro-bind", str(stager.source_for(path)), str(path)]
@@ -198,8 +201,9 @@ def _bwrap_command(spec: WorkerSpec, uid: int | None, worker_args: list[str]) ->
         for node in sorted(Path("/dev").glob("nvidia*")):
             args += ["--dev-bind", str(node), str(node)]
         args += ["--ro-bind-try", "/sys", "/sys"]
-    # bwrap's root is an unlimited tmpfs: make it read-only so only the size-capped /tmp and workdir are writable.
-    args += ["--remount-ro", "/", "--chdir", WORKDIR, "--clearenv"]
+    # bwrap's root and /dev are unlimited tmpfs: read-only, so that only the size-capped /tmp, /dev/shm and workdir
+    # are writable (device nodes such as /dev/null stay writable: a read-only mount does not stop device I/O).
+    args += ["--remount-ro", "/dev", "--remount-ro", "/", "--chdir", WORKDIR, "--clearenv"]
     for key, value in worker_env(spec, home=WORKDIR).items():
         args += ["--setenv", key, value]
     args += ["--", sys.executable, *worker_args]

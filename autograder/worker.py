@@ -111,14 +111,15 @@ def serve(probes_path: str, requests_fd: int, replies_fd: int) -> None:
             reply = {"op": "reply", "ok": True, "outputs": _call(probes, request)}
         except BaseException as exc:  # SystemExit and KeyboardInterrupt from student code are failures too
             reply = _error_reply(exc)
+        nonce = request.get("nonce") if isinstance(request, dict) else None
         reply["seconds"] = time.perf_counter() - started
-        reply["nonce"] = request.get("nonce") if isinstance(request, dict) else None
+        reply["nonce"] = nonce
         sys.stdout.flush()
         sys.stderr.flush()
         try:
             frame = wire.encode(reply)
         except BaseException as exc:
-            frame = wire.encode(_error_reply(exc))
+            frame = wire.encode({**_error_reply(exc), "nonce": nonce})
         wire.write_frame(replies_fd, frame)
 
 

@@ -73,6 +73,7 @@ SIMPLE_ATTACKS = {
     "setsid_background": (ONLY_INTACT, "assert 41 == 42"),
     "write_outside": (ONLY_INTACT, "written: []"),
     "fill_disk": (ONLY_INTACT, "No space left on device"),
+    "fill_dev": (ONLY_INTACT, "dev_shm_capped=True dev_file=blocked"),
     "escape_namespaces": (ONLY_INTACT, "gained: []"),
     "kill_everything": (ONLY_INTACT, "attacked"),
 }

@@ -35,7 +35,9 @@ def test_cpu_worker_is_confined(tmp_path):
     # bound read-only (from a staged mount point when the uid cannot reach the pytest tmp folder)
     probes_at = command.index(f"{WORKDIR}/probes.py")
     assert command[probes_at - 2] == "--ro-bind"
-    assert command[command.index("--remount-ro") + 1] == "/"
+    remounted = [command[i + 1] for i, part in enumerate(command) if part == "--remount-ro"]
+    assert remounted == ["/dev", "/"]  # only the capped /tmp, /dev/shm and workdir stay writable
+    assert any(command[i:i + 2] == ["--tmpfs", "/dev/shm"] for i in range(len(command)))
     assert not any(part.startswith("/dev/nvidia") for part in command)
     assert command[-6:] == ["--probes", "probes.py", "--requests", "5", "--replies", "6"]
     assert set(env) == {"PATH"} and cwd == "/"
