@@ -3,9 +3,9 @@ included), the blank starter 0 without a crash, every corpus variant scores as i
 named tests and in no test of its `keeps`), and a syntax error in one submission file costs only that file's tests.
 
 The reference and the blank starter are graded once, with every test; each corpus variant (tests/fixtures/validity/
-hw1/) only with the tests it concerns (`grade_submission(select=...)`). All gradings start together on two threads
-when the first test needs one (selecting a single test with -k still starts them; the unneeded ones are cancelled at
-the end, at most two finish). `pytest tests/test_graders_hw1.py -s` prints the per-test time profile of the full
+hw1/) only with the tests it concerns (`grade_submission(select=...)`). The gradings the collected tests need (all,
+or those chosen with -k) start together on two threads when the first test needs one, and only those.
+`pytest tests/test_graders_hw1.py -s` prints the per-test time profile of the full
 reference grading.
 """
 
@@ -95,20 +95,43 @@ def _broken_copy(file_name: str, dest: Path) -> Path:
     return dest
 
 
-@pytest.fixture(scope="module")
-def gradings(hw1, tmp_path_factory):
-    """Every grading of this module, started at once on two worker threads (longest first); {key: (select, future)}.
+def _wanted(session) -> set[str]:
+    """The gradings the collected tests of this module read (all of them, or those chosen with -k / node ids)."""
+    keys = set()
+    for item in session.items:
+        if item.module.__name__ != __name__:
+            continue
+        params = getattr(item, "callspec", None).params if hasattr(item, "callspec") else {}
+        if "bug" in params or "alternate" in params:
+            keys.add((params.get("bug") or params.get("alternate")).name)
+        elif "case" in params:
+            keys.add(params["case"])
+        else:  # the reference and starter checks
+            keys |= {"reference", "starter"}
+    return keys
 
-    Keys: "reference" and "starter" (all tests), and each corpus variant's name (its own tests only).
+
+@pytest.fixture(scope="module")
+def gradings(hw1, tmp_path_factory, request):
+    """The gradings the collected tests need, started at once on two worker threads (longest first);
+    {key: (select, future)}.
+
+    Keys: "reference" and "starter" (all tests), each syntax-error case and each corpus variant's name (its own
+    tests only).
     """
     root = tmp_path_factory.mktemp("hw1-corpus")
+    wanted = _wanted(request.session)
     pool = ThreadPoolExecutor(max_workers=2)
-    futures = {"reference": (None, pool.submit(_grade, hw1, SOLUTIONS_DIR / "hw1")),
-               "starter": (None, pool.submit(_grade, hw1, REPO_ROOT / "hw1"))}
+    futures = {key: (None, pool.submit(_grade, hw1, path)) for key, path in
+               (("reference", SOLUTIONS_DIR / "hw1"), ("starter", REPO_ROOT / "hw1")) if key in wanted}
     for case, (file_name, loses, keeps) in SYNTAX_ERRORS.items():
+        if case not in wanted:
+            continue
         submission = _broken_copy(file_name, root / case)
         futures[case] = (_expand([*loses, *keeps]), pool.submit(_grade, hw1, submission, _expand([*loses, *keeps])))
     for variant in [*ALTERNATES, *BUGS]:  # slowest first: the two threads finish together
+        if variant.name not in wanted:
+            continue
         select = _expand([*variant.tests, *KEEPS.get(variant.name, ())] if variant.kind == "bug" else variant.tests)
         try:
             submission = build_submission(SOLUTIONS_DIR / "hw1", variant, root / variant.name, hw1.student_files)
