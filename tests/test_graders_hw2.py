@@ -82,11 +82,27 @@ def describe(results: dict) -> str:
     return "\n".join(lines)
 
 
+def _wanted(session) -> set[str]:
+    """The gradings the collected tests of this module read (all of them, or those chosen with -k / node ids)."""
+    keys = set()
+    for item in session.items:
+        if item.module.__name__ != __name__ or "corpus_results" not in getattr(item, "fixturenames", ()):
+            continue
+        params = item.callspec.params if hasattr(item, "callspec") else {}
+        if "bug" in params:
+            keys.add(f"bug:{params['bug']['name']}")
+        elif "alternate" in params:
+            keys.add(f"alternate:{params['alternate']['name']}")
+        else:
+            keys |= {"reference", "blank"}
+    return keys
+
+
 @pytest.fixture(scope="session")
-def corpus_results(hw2_grader, tmp_path_factory):
-    """Every grading of this module, run once, PARALLEL_GRADINGS at a time: the reference and the blank starter
-    (all tests, cpu profile), each bug (its named tests and its keeps), each alternate (the tests of the files it
-    changes)."""
+def corpus_results(hw2_grader, tmp_path_factory, request):
+    """The gradings the collected tests need (all, or those chosen with -k), run once, PARALLEL_GRADINGS at a time:
+    the reference and the blank starter (all tests, cpu profile), each bug (its named tests and its keeps), each
+    alternate (the tests of the files it changes)."""
     root = tmp_path_factory.mktemp("hw2-corpus")
     jobs: dict[str, tuple[Path, list[str] | None]] = {
         "reference": (REFERENCE_DIR, None),
@@ -108,6 +124,9 @@ def corpus_results(hw2_grader, tmp_path_factory):
             raise CorpusError(f"alternate {alternate['name']!r}: no grader test matches {unmatched}")
         selected = [test for test in test_ids if any(_matches(test, p) for p in alternate["tests"])]
         jobs[f"alternate:{alternate['name']}"] = (build(alternate, "alternate", root / f"alt{number}"), selected)
+
+    wanted = _wanted(request.session)
+    jobs = {name: job for name, job in jobs.items() if name in wanted}
 
     def grade(item):
         name, (submission, select) = item
