@@ -22,7 +22,6 @@ import ast
 import importlib.util
 import json
 import os
-import shutil
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -87,14 +86,7 @@ def _estimated_seconds(select: list[str]) -> int:
 
 
 @pytest.fixture(scope="module")
-def assignments(store):
-    if shutil.which("bwrap") is None:
-        pytest.skip("bubblewrap is not installed")
-    from autograder.sandbox import sandbox_problem
-
-    problem = sandbox_problem()
-    if problem:
-        pytest.fail(f"bubblewrap is installed but cannot sandbox: {problem}")
+def assignments(store, sandbox):
     return {homework: load_assignment(GRADERS_DIR / homework) for homework in MANIFEST}
 
 

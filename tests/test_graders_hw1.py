@@ -12,7 +12,6 @@ reference grading.
 from __future__ import annotations
 
 import ast
-import shutil
 import tomllib
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
@@ -42,14 +41,7 @@ pytestmark = pytest.mark.slow
 
 
 @pytest.fixture(scope="module")
-def hw1(store):
-    if shutil.which("bwrap") is None:
-        pytest.skip("bubblewrap is not installed")
-    from autograder.sandbox import sandbox_problem
-
-    problem = sandbox_problem()
-    if problem:
-        pytest.fail(f"bubblewrap is installed but cannot sandbox: {problem}")
+def hw1(store, sandbox):
     return load_assignment(HW1_GRADERS)
 
 

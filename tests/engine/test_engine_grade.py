@@ -186,11 +186,17 @@ def test_harness_killed_by_total_timeout_scores_unreported_tests_zero(tmp_path):
     assert any("total time limit of 4 s" in e for e in results["extra_data"]["grader_errors"])
 
 
-def test_torch_values_cross_the_boundary(toy, tmp_path):
+def _toy_graders_without_tests(tmp_path: Path) -> Path:
+    """A copy of the toy's graders folder (assignment.toml, probes.py) holding no test file yet."""
     graders = tmp_path / "graders"
     shutil.copytree(TOY / "graders", graders)
     for test_file in graders.glob("test_*.py"):
         test_file.unlink()
+    return graders
+
+
+def test_torch_values_cross_the_boundary(toy, tmp_path):
+    graders = _toy_graders_without_tests(tmp_path)
     (graders / "test_torch.py").write_text(
         "import numpy as np, pytest, torch\n\n@pytest.mark.points(1)\n"
         "def test_torch(student):\n"
@@ -209,10 +215,7 @@ def test_torch_values_cross_the_boundary(toy, tmp_path):
 def test_reference_worker_is_shared_and_the_students_is_not(toy, tmp_path):
     """One reference worker per grading run and data view (trusted code: ~2 s of start-up saved per test), a fresh
     student worker for every test."""
-    graders = tmp_path / "graders"
-    shutil.copytree(TOY / "graders", graders)
-    for test_file in graders.glob("test_*.py"):
-        test_file.unlink()
+    graders = _toy_graders_without_tests(tmp_path)
     with (graders / "probes.py").open("a") as probes:
         # a token drawn when the worker imports the probes (a sandboxed worker's pid is the same in every namespace)
         probes.write("\n\nimport os as _os\n\n_WORKER = _os.urandom(8).hex()\n\n\n"
