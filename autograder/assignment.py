@@ -4,6 +4,7 @@
     student_files = ["load_data.py", "hw1.py"]   # the only files taken from a submission
     provided_files = []                          # taken from the official release, never from a submission
     probes = "probes.py"                         # shipped into the worker, next to the files above
+    preload = ["torch", "numpy"]                 # imported once per grading run by the sandbox's fork server
     timeout = 60                                 # seconds per student.run call (@pytest.mark.timeout overrides)
     total_timeout = 1800                         # seconds for the whole grading run
 
@@ -18,6 +19,7 @@ See docs/writing-graders.md for the full reference.
 
 from __future__ import annotations
 
+import re
 import tomllib
 from dataclasses import dataclass, field, fields
 from pathlib import Path, PurePosixPath
@@ -26,6 +28,7 @@ from typing import Any
 from autograder import GRADERS_DIR, REPO_ROOT, SOLUTIONS_DIR
 
 CONFIG_NAME = "assignment.toml"
+_MODULE_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*")
 PROFILES = ("cpu", "gpu")
 # Names the worker's directory already uses; an assignment file with one of these names would shadow the machinery.
 RESERVED_NAMES = frozenset({"_autograder_worker.py", "_autograder_wire.py", "omniglot_data", "sitecustomize.py",
@@ -73,6 +76,7 @@ class Assignment:
     total_timeout: float
     limits: SandboxLimits
     profiles: dict[str, dict[str, Any]] = field(default_factory=dict)
+    preload: tuple[str, ...] = ()  # third-party modules the fork server imports before forking workers
 
     @property
     def probes_path(self) -> Path:
@@ -105,6 +109,7 @@ class Assignment:
             "total_timeout": self.total_timeout,
             "limits": {f.name: getattr(self.limits, f.name) for f in fields(SandboxLimits)},
             "profiles": self.profiles,
+            "preload": list(self.preload),
         }
 
     @classmethod
@@ -121,6 +126,7 @@ class Assignment:
             total_timeout=float(data["total_timeout"]),
             limits=SandboxLimits(**data["limits"]),
             profiles=data["profiles"],
+            preload=tuple(data.get("preload", ())),
         )
 
 
@@ -136,6 +142,14 @@ def _file_list(config: dict, key: str, source: Path) -> tuple[str, ...]:
             raise AssignmentError(f"{source}: {key} entry {name!r} is reserved for the grading machinery")
     if len(set(names)) != len(names):
         raise AssignmentError(f"{source}: {key} lists a file twice")
+    return tuple(names)
+
+
+def _module_list(config: dict, key: str, source: Path) -> tuple[str, ...]:
+    names = config.get(key, [])
+    if not isinstance(names, list) or not all(isinstance(n, str) and _MODULE_NAME.fullmatch(n) for n in names):
+        raise AssignmentError(f"{source}: {key} must be a list of module names (e.g. [\"torch\", \"numpy\"]), "
+                              f"got {names!r}")
     return tuple(names)
 
 
@@ -174,7 +188,7 @@ def load_assignment(
     except tomllib.TOMLDecodeError as exc:
         raise AssignmentError(f"{source}: not valid TOML: {exc}") from None
     known = {"name", "student_files", "provided_files", "probes", "timeout", "total_timeout", "sandbox", "profiles",
-             "paths"}
+             "paths", "preload"}
     unknown = set(config) - known
     if unknown:
         raise AssignmentError(f"{source}: unknown keys {sorted(unknown)}; known keys are {sorted(known)}")
@@ -221,6 +235,7 @@ def load_assignment(
         total_timeout=_positive_number(config, "total_timeout", 3600, source),
         limits=SandboxLimits.from_table(config.get("sandbox", {}), source),
         profiles={key: dict(value) for key, value in profiles.items()},
+        preload=_module_list(config, "preload", source),
     )
     missing = [str(path) for path in assignment.reference_sources().values() if not path.is_file()]
     if missing:

@@ -28,6 +28,7 @@ from autograder.submission import IntakeLimits, collect_submission
 from autograder.workdir import build_worker_files
 
 HARNESS_LOG_TAIL = 6000
+WORKER_STARTS = ("fork", "fresh")
 
 
 def default_data_dir() -> Path | None:
@@ -174,18 +175,23 @@ def grade_submission(
     intake_limits: IntakeLimits = IntakeLimits(),
     work_root: str | Path | None = None,
     select: list[str] | None = None,
+    worker_start: str = "fork",
 ) -> dict:
     """Grade one submission (folder, zip or single file); return Gradescope-style results.
 
     Raises SandboxUnavailable when bubblewrap cannot run here and `insecure_no_sandbox` is False, and
     AssignmentError / ValueError for a bad profile or device. Anything the submission does only affects its score.
     `select` (node ids `test_file.py::test_name` of the graders folder) runs only those tests: the results hold
-    just them (used by the graders' validity corpus to keep CI fast).
+    just them (used by the graders' validity corpus to keep CI fast). `worker_start` is "fork" (each test's worker
+    is forked by one pre-imported parent per data view inside the sandbox) or "fresh" (each is a sandbox and a
+    Python of its own, as before the fork server; slower, same grades).
     """
     started = time.monotonic()
     assignment.profile(profile)
     cuda_index(device)
     targets = _selected_tests(assignment, select)
+    if worker_start not in WORKER_STARTS:
+        raise ValueError(f"worker_start must be one of {WORKER_STARTS}, got {worker_start!r}")
     reap_orphaned_workers()
     mode = "insecure" if insecure_no_sandbox else "bwrap"
     data_dir = Path(data_dir).resolve() if data_dir is not None else default_data_dir()
@@ -212,6 +218,7 @@ def grade_submission(
             "device": device,
             "mode": mode,
             "data_dir": str(data_dir) if data_dir else None,
+            "worker_start": worker_start,
         }
         config_path = harness_dir / "run.json"
         config_path.write_text(json.dumps(config, indent=1))
@@ -221,6 +228,7 @@ def grade_submission(
         problem, harness_pid = _run_harness(command, _harness_env(harness_dir), harness_dir,
                                             harness_dir / "harness.log", assignment.total_timeout)
         extra = {"assignment": assignment.name, "profile": profile, "device": device, "sandbox": mode,
+                 "worker_start": worker_start if mode == "bwrap" else "fresh",
                  "submitted_files": sorted(intake.files), "missing_files": intake.missing,
                  "rejected": intake.rejected,
                  "worker_uid": UID_BASE + harness_pid if os.geteuid() == 0 else os.geteuid()}
@@ -247,6 +255,9 @@ def add_arguments(parser) -> None:
     parser.add_argument("--release", metavar="DIR", help="official release with the provided files (default NAME/)")
     parser.add_argument("--insecure-no-sandbox", action="store_true",
                         help="grade without bubblewrap (only where it cannot run); every result says so")
+    parser.add_argument("--worker-start", choices=WORKER_STARTS, default="fork",
+                        help="fork: one pre-imported parent per run forks each test's worker (default); "
+                             "fresh: a new sandbox and Python per test (the old way, slower)")
 
 
 def run(args) -> int:
@@ -262,7 +273,7 @@ def run(args) -> int:
         return 2
     try:
         results = grade_submission(assignment, args.submission, profile=args.profile, device=args.device,
-                                   insecure_no_sandbox=args.insecure_no_sandbox)
+                                   insecure_no_sandbox=args.insecure_no_sandbox, worker_start=args.worker_start)
     except SandboxUnavailable as exc:
         print(f"grade: cannot sandbox the student's code: {exc}\n"
               "Refusing to grade. Use --insecure-no-sandbox only where the submissions are trusted.", file=sys.stderr)

@@ -107,6 +107,7 @@ def _rlimits(spec: WorkerSpec) -> list[str]:
         f"--nproc={limits.max_processes}",
         f"--fsize={limits.max_file_mb * 1024 * 1024}",
         "--core=0",
+        "--msgqueue=0",  # POSIX message queues outlive their process in the sandbox's ipc namespace: none at all
     ]
     if cuda_index(spec.device) is None:
         args.append(f"--as={limits.memory_mb * 1024 * 1024}")
@@ -168,10 +169,12 @@ class _Stager:
                 *command]
 
 
-def _bwrap_command(spec: WorkerSpec, uid: int | None, worker_args: list[str]) -> list[str]:
+def _bwrap_command(spec: WorkerSpec, uid: int | None, worker_args: list[str], as_pid_1: bool = False) -> list[str]:
     stager = _Stager(spec.scratch_dir, uid)
     args = ["bwrap", "--unshare-all", "--unshare-user", "--disable-userns", "--die-with-parent", "--new-session",
             "--hostname", "sandbox", "--cap-drop", "ALL"]
+    if as_pid_1:  # the fork server is the sandbox's init: no bwrap init beside it that a worker could trace
+        args.append("--as-pid-1")
     if uid is not None:
         args += ["--uid", str(uid), "--gid", str(uid)]
     for directory in _SYSTEM_DIRS:
@@ -249,13 +252,26 @@ def _unique_dir(parent: Path) -> str:
     return tempfile.mkdtemp(dir=parent)
 
 
+def _worker_args(spec: WorkerSpec, *mode_args: str) -> list[str]:
+    # -I: ignore PYTHON* variables, user site and the script's folder; -B: write no bytecode; -u: unbuffered, so
+    # output printed before a hang or crash is not lost with the process.
+    return ["-I", "-B", "-u", WORKER_FILE, "--probes", spec.probes, *mode_args]
+
+
+def fork_server_command(spec: WorkerSpec, control_fd: int, preload: tuple[str, ...]) -> tuple[list[str], dict, str]:
+    """The command line, environment and cwd of a sandbox whose first process is a fork server (bwrap only: it
+    kills every other process it can and empties /tmp, which only a sandbox of its own makes safe)."""
+    if spec.mode != "bwrap":
+        raise ValueError(f"a fork server needs the bwrap mode, not {spec.mode!r}")
+    worker_args = _worker_args(spec, "--fork-server", str(control_fd), "--preload", ",".join(preload))
+    launcher_env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin")}
+    return _bwrap_command(spec, sandbox_uid(), worker_args, as_pid_1=True), launcher_env, "/"
+
+
 def worker_command(spec: WorkerSpec, requests_fd: int, replies_fd: int,
                    workdir: Path | None) -> tuple[list[str], dict, str]:
     """The command line, environment and cwd of one worker."""
-    # -I: ignore PYTHON* variables, user site and the script's folder; -B: write no bytecode; -u: unbuffered, so
-    # output printed before a hang or crash is not lost with the process.
-    worker_args = ["-I", "-B", "-u", WORKER_FILE, "--probes", spec.probes, "--requests", str(requests_fd),
-                   "--replies", str(replies_fd)]
+    worker_args = _worker_args(spec, "--requests", str(requests_fd), "--replies", str(replies_fd))
     if spec.mode == "trusted":  # the reference's failures are grader errors: the instructor needs every frame
         worker_args.append("--full-tracebacks")
     if spec.mode == "bwrap":

@@ -10,25 +10,45 @@ It imports nothing from `autograder`; inside the sandbox the repository does not
 "outputs": {...}, "nonce": N}`` or ``{"op": "reply", "ok": false, "error": {"type", "message", "traceback"},
 "nonce": N}``, echoing the request's nonce. The worker exits when the request
 pipe closes. Nothing here is trusted by the harness: a reply only ever carries data to be checked.
+
+With ``--fork-server FD --preload torch,numpy`` it is instead the sandbox's fork server: it imports the preloaded
+libraries once (never a file of the submission: the worker's folder is not on its import path), then serves
+`spawn`, `wait` and `end` requests from the harness on a SOCK_SEQPACKET socket. `spawn` carries the three pipe
+ends of a new worker (requests, replies, output) and forks a child that runs `serve` on them; `end` kills every
+other process of the sandbox and wipes the writable folders, so nothing of one test reaches the next.
 """
 
 from __future__ import annotations
 
 import argparse
 import importlib.util
+import json
 import os
+import signal
+import socket
+import stat
+import subprocess
 import sys
 import time
 import traceback
 
-# `python -I` leaves the script's folder off sys.path; the wire module and the assignment files live there.
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+_HERE = os.path.dirname(os.path.abspath(__file__))
 
-import _autograder_wire as wire  # noqa: E402
+
+def _load_wire():
+    """The wire module beside this file, loaded by path: the fork server keeps the worker's folder (which holds
+    the submission's files) off its import path, so that nothing it imports can come from there."""
+    spec = importlib.util.spec_from_file_location("_autograder_wire", os.path.join(_HERE, "_autograder_wire.py"))
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+wire = _load_wire()
 
 # Frames from these files are the grading machinery, not the student's code: left out of tracebacks.
 _MACHINERY = ("_autograder_worker.py", "_autograder_wire.py")
-_HERE = os.path.dirname(os.path.abspath(__file__))
 _probes_file: str | None = None  # the probes module's file name, once loaded (its frames are machinery too)
 
 
@@ -123,16 +143,242 @@ def serve(probes_path: str, requests_fd: int, replies_fd: int) -> None:
         wire.write_frame(replies_fd, frame)
 
 
+# ---------------------------------------------------------------- fork server
+
+_PR_SET_DUMPABLE = 4
+# The writable folders of the sandbox (tmpfs each): wiped between workers. In the working directory only what the
+# harness bound there (read-only) stays.
+_WRITABLE = ("/tmp", "/dev/shm", _HERE)
+_SERVER_SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP, signal.SIGQUIT, signal.SIGUSR1, signal.SIGUSR2,
+                   signal.SIGALRM)
+
+
+def _set_dumpable(flag: int) -> None:
+    import ctypes
+
+    ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_DUMPABLE, flag, 0, 0, 0)
+
+
+def _describe_status(status: int) -> str:
+    if os.WIFSIGNALED(status):
+        number = os.WTERMSIG(status)
+        try:
+            return f"killed by signal {signal.Signals(number).name}"
+        except ValueError:
+            return f"killed by signal {number}"
+    return f"exited with code {os.waitstatus_to_exitcode(status)}"
+
+
+class _ForkServer:
+    """The parent of every student worker of one sandbox, and its init (pid 1, bwrap --as-pid-1). It runs no student
+    code: it only forks, reaps, kills and wipes. As init it cannot be killed or stopped from inside the sandbox,
+    and it is not ptrace-able (not dumpable), so a worker can neither steer it nor hide a process in it: after
+    `end` no process of the sandbox but this one is left."""
+
+    def __init__(self, control_fd: int, probes_path: str):
+        self.control = socket.socket(fileno=control_fd)
+        self.probes_path = probes_path
+        self.child: int | None = None
+        self.status: str | None = None
+        self.keep = {path: set(os.listdir(path)) for path in _WRITABLE if os.path.isdir(path)}
+        self.modes = {path: stat.S_IMODE(os.stat(path).st_mode) for path in self.keep}
+
+    def run(self) -> None:
+        self.control.settimeout(0.5)
+        while True:
+            try:
+                data, fds, _, _ = socket.recv_fds(self.control, 65536, 3)
+            except TimeoutError:
+                self.reap()  # as the sandbox's init it inherits every orphan: none may linger as a zombie
+                continue
+            except OSError:
+                return
+            if not data:
+                return  # the harness closed its end
+            try:
+                request = json.loads(data)
+                reply = self.handle(request, fds)
+            except Exception as exc:  # noqa: BLE001 - a malformed request from the harness; say so, keep serving
+                reply = {"ok": False, "error": f"{type(exc).__name__}: {exc}"}
+            finally:
+                for fd in fds:
+                    _close_quietly(fd)
+            reply["nonce"] = request.get("nonce") if isinstance(request, dict) else None
+            self.control.send(json.dumps(reply).encode())
+
+    def handle(self, request: dict, fds: list[int]) -> dict:
+        op = request.get("op")
+        if op == "spawn":
+            if self.child is not None or len(fds) != 3:
+                return {"ok": False, "error": "a worker is still running" if self.child else "expected 3 fds"}
+            self.child, self.status = self.spawn(*fds), None
+            return {"ok": True}
+        if op == "wait":
+            return {"ok": True, "status": self.wait(float(request.get("seconds", 0)))}
+        if op == "end":
+            status = self.wait(float(request.get("grace", 0)))
+            others = self.kill_others()
+            return {"ok": True, "status": status, "clean": not others and self.wipe()}
+        return {"ok": False, "error": f"unknown op {op!r}"}
+
+    def spawn(self, requests_fd: int, replies_fd: int, output_fd: int) -> int:
+        pid = os.fork()
+        if pid:
+            return pid
+        try:  # the worker: nothing of the server's reaches student code
+            self.control.close()
+            for number in _SERVER_SIGNALS:
+                signal.signal(number, signal.SIG_DFL)
+            os.dup2(output_fd, 1)
+            os.dup2(output_fd, 2)
+            low, high = sorted((requests_fd, replies_fd))  # every other descriptor of the server stays behind
+            os.closerange(3, low)
+            os.closerange(low + 1, high)
+            os.closerange(high + 1, 1 << 16)
+            _set_dumpable(1)
+            wire.die_with_parent()
+            os.chdir(_HERE)
+            sys.path.insert(0, _HERE)
+            # what a worker started on its own would see (the server's --fork-server FD is no business of the child)
+            sys.argv = [sys.argv[0], "--probes", self.probes_path, "--requests", str(requests_fd),
+                        "--replies", str(replies_fd)]
+            numpy = sys.modules.get("numpy")
+            if numpy is not None:  # a fresh process would seed numpy's global generator from the OS: so does a fork
+                numpy.random.seed()
+            serve(self.probes_path, requests_fd, replies_fd)
+        except BaseException:  # noqa: BLE001 - whatever happens, the child never returns into the server loop
+            traceback.print_exc()
+            os._exit(70)
+        os._exit(0)
+
+    def reap(self) -> None:
+        """Collect every exited process: the worker (its exit is remembered) and orphans left to init."""
+        while True:
+            try:
+                pid, status = os.waitpid(-1, os.WNOHANG)
+            except ChildProcessError:
+                return
+            if pid == 0:
+                return
+            if pid == self.child:
+                self.child, self.status = None, _describe_status(status)
+
+    def wait(self, seconds: float) -> str:
+        """The worker's exit, waiting up to `seconds` for it (the last description once it was reaped)."""
+        deadline = time.monotonic() + max(0.0, seconds)
+        while True:
+            self.reap()
+            if self.child is None:
+                return self.status or "still running"
+            if time.monotonic() >= deadline:
+                return "still running"
+            time.sleep(0.01)
+
+    def kill_others(self) -> list[int]:
+        """SIGKILL every other process of the sandbox; the pids still alive after 5 s."""
+        deadline = time.monotonic() + 5
+        while True:
+            try:
+                os.kill(-1, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+            time.sleep(0.005)
+            self.reap()
+            alive = [pid for pid in _live_pids() if pid != os.getpid()]
+            if not alive or time.monotonic() > deadline:
+                return alive
+            time.sleep(0.01)
+
+    def wipe(self) -> bool:
+        """Empty the writable folders (all but what the harness bound there) and restore their modes."""
+        subprocess.run(["ipcrm", "--all"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, check=False)
+        clean = True
+        for path, keep in self.keep.items():
+            try:
+                os.chmod(path, 0o700)
+                for name in os.listdir(path):
+                    if name not in keep:
+                        _remove(os.path.join(path, name))
+                os.chmod(path, self.modes[path])
+                clean = clean and set(os.listdir(path)) == keep
+            except OSError:
+                clean = False
+        return clean
+
+
+def _live_pids() -> list[int]:
+    pids = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat", "rb") as stream:
+                state = stream.read().rsplit(b")", 1)[1].split()[0]
+        except (OSError, IndexError):
+            continue
+        if state != b"Z":
+            pids.append(int(entry))
+    return pids
+
+
+def _remove(path: str) -> None:
+    """Delete a file or a whole tree, whatever modes the worker left on it (iterative: no recursion limit)."""
+    if not os.path.isdir(path) or os.path.islink(path):
+        os.unlink(path)
+        return
+    stack = [path]
+    while stack:
+        current = stack[-1]
+        os.chmod(current, 0o700)
+        subdirs = []
+        for entry in os.scandir(current):
+            if entry.is_dir(follow_symlinks=False):
+                subdirs.append(entry.path)
+            else:
+                os.unlink(entry.path)
+        if subdirs:
+            stack.extend(subdirs)
+        else:
+            os.rmdir(stack.pop())
+
+
+def _close_quietly(fd: int) -> None:
+    try:
+        os.close(fd)
+    except OSError:
+        pass
+
+
+def fork_server(control_fd: int, probes_path: str, preload: list[str]) -> None:
+    # It kills every other process it can and empties /tmp: only ever as the first process of its own sandbox.
+    if os.getpid() != 1 or _HERE != "/sandbox":
+        sys.exit("the fork server runs only as the init of its own sandbox (bubblewrap --as-pid-1)")
+    _set_dumpable(0)
+    for number in _SERVER_SIGNALS:
+        signal.signal(number, signal.SIG_IGN)
+    for name in preload:  # from the read-only Python environment only: the worker's folder is not on sys.path
+        importlib.import_module(name)
+    _ForkServer(control_fd, probes_path).run()
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--probes", required=True)
-    parser.add_argument("--requests", type=int, required=True)
-    parser.add_argument("--replies", type=int, required=True)
+    parser.add_argument("--requests", type=int)
+    parser.add_argument("--replies", type=int)
+    parser.add_argument("--fork-server", type=int, metavar="FD", help="serve forks on this socket instead")
+    parser.add_argument("--preload", default="", help="comma-separated modules the fork server imports once")
     parser.add_argument("--full-tracebacks", action="store_true")
     args = parser.parse_args()
     global _full_tracebacks
     _full_tracebacks = args.full_tracebacks
     wire.die_with_parent()
+    if args.fork_server is not None:
+        fork_server(args.fork_server, args.probes, [name for name in args.preload.split(",") if name])
+        return
+    if args.requests is None or args.replies is None:
+        parser.error("--requests and --replies are required (or --fork-server)")
+    sys.path.insert(0, _HERE)
     serve(args.probes, args.requests, args.replies)
 
 

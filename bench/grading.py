@@ -1,20 +1,24 @@
-"""Grading time: a full `python -m autograder grade hwN <reference>` under the cpu profile, per homework.
+"""Grading time: full `python -m autograder grade hwN SUBMISSION` runs under the cpu profile, with each test's worker
+forked by the run's fork server (`--worker-start fork`, the default) and with a fresh sandbox and Python per test
+(`--worker-start fresh`, the old way), side by side.
 
-    ./kit python bench/grading.py                  # hw1 and hw2, the reference solutions
-    ./kit python bench/grading.py --homeworks hw2
-    ./kit python bench/grading.py --smoke          # grade the blank starter of hw1 only (every probe fails fast)
+    ./kit python bench/grading.py                  # hw1 and hw2; blank starter and reference; fork and fresh
+    ./kit python bench/grading.py --homeworks hw2 --rounds 2
+    ./kit python bench/grading.py --smoke          # hw1's blank starter only (every probe fails fast)
     ./kit python bench/grading.py --dry-run        # check the set-up and print the commands, grade nothing
 
 Each grade runs as its own process, as an instructor would run it, so the time includes starting the sandbox and
-the harness, the probes, and the training runs the cpu profile budgets. The score comes from the `--json` results.
-Prints `TIME <hw>: ... s` and, per homework, a `RATIO` line: grading time of the reference over that of the blank
-starter (how much of the grade's time is the real training and checking rather than fixed start-up costs).
+the harness, the probes, and the training runs the cpu profile budgets. The score comes from the `--json` results;
+the two ways must agree on it. The two ways alternate within each round (fresh first in odd rounds), so that a busy
+machine slows both alike. Prints a `TIME` line per grade and a `RATIO` line per homework and submission: the
+median time of the old way over the new (the speed-up of the fork server).
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -28,11 +32,15 @@ def graders_ready(homework: str) -> bool:
     return (common.REPO / "autograder" / "graders" / homework / "assignment.toml").is_file()
 
 
-def grade_command(homework: str, submission: Path, profile: str, device: str, results: Path) -> list[str]:
+WORKER_STARTS = ("fresh", "fork")  # old, new
+
+
+def grade_command(homework: str, submission: Path, profile: str, device: str, results: Path,
+                  worker_start: str = "fork") -> list[str]:
     # The graders folder, not the bare name: from the repository root `hw1` is also the released folder.
     graders = common.REPO / "autograder" / "graders" / homework
     return [sys.executable, "-m", "autograder", "grade", str(graders), str(submission), "--profile", profile,
-            "--device", device, "--json", str(results)]
+            "--device", device, "--json", str(results), "--worker-start", worker_start]
 
 
 def check_cli(command: list[str]) -> None:
@@ -45,11 +53,11 @@ def check_cli(command: list[str]) -> None:
                          f"update bench/grading.py\n{usage.stderr[-500:]}")
 
 
-def grade(homework: str, submission: Path, profile: str, device: str, timeout: float) -> dict:
+def grade(homework: str, submission: Path, profile: str, device: str, timeout: float, worker_start: str) -> dict:
     """Run one grade; return its wall time, exit code and the score of its Gradescope JSON."""
     with tempfile.TemporaryDirectory(prefix="bench-grade-") as folder:
         results = Path(folder) / "results.json"
-        command = grade_command(homework, submission, profile, device, results)
+        command = grade_command(homework, submission, profile, device, results, worker_start)
         started = time.perf_counter()
         try:
             completed = subprocess.run(command, cwd=common.REPO, capture_output=True, text=True, timeout=timeout)
@@ -78,11 +86,14 @@ def main(argv=None) -> int:
     parser.add_argument("--homeworks", nargs="+", choices=("hw1", "hw2"), default=["hw1", "hw2"])
     parser.add_argument("--profile", choices=("cpu", "gpu"), default="cpu")
     parser.add_argument("--device", default="cpu")
+    parser.add_argument("--rounds", type=int, default=1, help="grades of each submission per way (median taken)")
     parser.add_argument("--timeout", type=float, default=3600, help="seconds allowed for one grade")
     parser.add_argument("--smoke", action="store_true",
                         help="grade only hw1's blank starter (no training: every probe fails fast)")
     parser.add_argument("--dry-run", action="store_true", help="check the graders and the CLI, print the commands")
     args = parser.parse_args(argv)
+    if args.rounds < 1:
+        parser.error("--rounds must be at least 1")
     print(common.machine_header(args.device))
     homeworks = ["hw1"] if args.smoke else args.homeworks
     missing = [homework for homework in homeworks if not graders_ready(homework)]
@@ -98,19 +109,28 @@ def main(argv=None) -> int:
         for homework, entries in submissions.items():
             for what, submission in entries:
                 command = grade_command(homework, submission, args.profile, args.device, Path("results.json"))
-                print(f"would time ({homework} {what}): {' '.join(command)}")
+                print(f"would time ({homework} {what}): {' '.join(command[:-2])} --worker-start fork|fresh")
         return 0
+    disagreements = 0
     for homework, entries in submissions.items():
-        seconds = {}
         for what, submission in entries:
-            outcome = grade(homework, submission, args.profile, args.device, args.timeout)
-            seconds[what] = outcome["seconds"]
-            print(describe(homework, f"{what} ({submission.relative_to(common.REPO)})", outcome), flush=True)
-        if "reference" in seconds:
-            print(f"RATIO {homework} grading time, --profile {args.profile}: reference / blank starter = "
-                  f"{seconds['reference'] / seconds['blank starter']:.1f}x  ({seconds['reference']:.1f} vs "
-                  f"{seconds['blank starter']:.1f} s)", flush=True)
-    return 0
+            seconds = {way: [] for way in WORKER_STARTS}
+            scores = set()
+            for round_index in range(args.rounds):
+                order = WORKER_STARTS if round_index % 2 == 0 else WORKER_STARTS[::-1]
+                for way in order:
+                    outcome = grade(homework, submission, args.profile, args.device, args.timeout, way)
+                    seconds[way].append(outcome["seconds"])
+                    scores.add(outcome.get("score"))
+                    label = f"{what} ({submission.relative_to(common.REPO)}), --worker-start {way}"
+                    print(describe(homework, label, outcome), flush=True)
+            old, new = (statistics.median(seconds[way]) for way in WORKER_STARTS)
+            print(f"RATIO {homework} {what} grading time, --profile {args.profile}: fresh workers / fork server = "
+                  f"{old / new:.2f}x  ({old:.1f} vs {new:.1f} s, median of {args.rounds})", flush=True)
+            if len(scores) != 1:
+                disagreements += 1
+                print(f"MISMATCH {homework} {what}: the two ways gave different scores {sorted(map(str, scores))}")
+    return 1 if disagreements else 0
 
 
 if __name__ == "__main__":

@@ -25,7 +25,7 @@ import pytest
 
 from autograder import wire
 from autograder.assignment import Assignment
-from autograder.harness.runner import GraderError, OutputLog, ProbeRunner, StudentError
+from autograder.harness.runner import ForkServer, GraderError, OutputLog, ProbeRunner, StudentError
 from autograder.sandbox import WorkerSpec, worker_device
 
 VISIBILITIES = ("visible", "hidden", "after_due_date")
@@ -181,19 +181,37 @@ def _spec(request, side: str) -> WorkerSpec:
     )
 
 
+_FORK_SERVERS = pytest.StashKey[dict]()
+
+
+def _fork_server(request, spec: WorkerSpec) -> ForkServer | None:
+    """The fork server of this grading run and data view (started at its first worker), or None when every
+    worker is to be a process of its own: `--worker-start fresh`, or no bubblewrap."""
+    run = request.config.stash[_CONFIG]
+    if run.get("worker_start", "fork") != "fork" or spec.mode != "bwrap":
+        return None
+    servers = request.config.stash.setdefault(_FORK_SERVERS, {})
+    key = str(spec.data_dir)
+    if key not in servers:
+        servers[key] = ForkServer(spec, run["assignment"].preload)
+    return servers[key]
+
+
 def _runner(request, side: str) -> ProbeRunner:
     record = request.node.stash[_RECORD]
     limits = request.config.stash[_CONFIG]["assignment"].limits
     timeout = record["entry"]["timeout"] * (1 if side == "student" else REFERENCE_TIMEOUT_FACTOR)
     log = OutputLog(limits.output_kb * 1024)
+    spec = _spec(request, side)
     if side == "student":
         record["log"] = log
-    return ProbeRunner(_spec(request, side), timeout, log, side)
+        return ProbeRunner(spec, timeout, log, side, server=_fork_server(request, spec))
+    return ProbeRunner(spec, timeout, log, side)
 
 
 @pytest.fixture
 def student(request):
-    """Runs probes against the submission, in the sandboxed worker."""
+    """Runs probes against the submission, in a fresh sandboxed worker (forked by the run's fork server)."""
     runner = _runner(request, "student")
     try:
         yield runner
@@ -286,4 +304,6 @@ def pytest_runtest_makereport(item, call):
 def pytest_sessionfinish(session, exitstatus):
     for runner in session.config.stash.get(_REFERENCE_RUNNERS, {}).values():
         runner.close()
+    for server in session.config.stash.get(_FORK_SERVERS, {}).values():
+        server.close()
     _emit(session.config, {"event": "finished", "exitstatus": int(exitstatus)})

@@ -9,16 +9,19 @@ return fails the call with `StudentError`.
 
 from __future__ import annotations
 
+import json
 import os
+import re
 import secrets
 import shutil
 import signal
+import socket
 import subprocess
 import threading
 import time
 
 from autograder import wire
-from autograder.sandbox import WorkerSpec, prepare_workdir, sandbox_uid, worker_command
+from autograder.sandbox import WorkerSpec, fork_server_command, prepare_workdir, sandbox_uid, worker_command
 
 
 class StudentError(AssertionError):
@@ -62,40 +65,20 @@ class OutputLog:
             return body
 
 
-class WorkerProcess:
-    """One running worker. Used by ProbeRunner (the plugin keeps a student runner per test, the reference's per run)."""
+class _WorkerChannel:
+    """The pipes to one running worker: requests and replies, and its output drained into the test's log."""
 
-    def __init__(self, spec: WorkerSpec, log: OutputLog):
+    def __init__(self, spec: WorkerSpec, log: OutputLog, requests_fd: int, replies_fd: int, output_fd: int):
         self.spec = spec
         self.log = log
         self.limits = wire.WireLimits(max_payload_bytes=spec.limits.reply_mb * 1024 * 1024)
-        self._workdir = prepare_workdir(spec, sandbox_uid())
-        requests_read, self._requests = os.pipe()
-        self._replies, replies_write = os.pipe()
-        output_read, output_write = os.pipe()
-        try:
-            command, env, cwd = worker_command(spec, requests_read, replies_write, self._workdir)
-            self.process = subprocess.Popen(
-                command, stdin=subprocess.DEVNULL, stdout=output_write, stderr=output_write, env=env, cwd=cwd,
-                pass_fds=(requests_read, replies_write),
-                # its own session, so that a kill reaches whatever it started (trusted workers stay in the
-                # harness's group, so that a harness killed on its total timeout takes them along)
-                start_new_session=spec.mode != "trusted",
-            )
-        except BaseException:
-            for fd in (self._requests, self._replies, output_read):
-                os.close(fd)
-            raise
-        finally:
-            for fd in (requests_read, replies_write, output_write):
-                os.close(fd)
-        self._reader = threading.Thread(target=self._drain, args=(output_read,), daemon=True)
+        self._requests = requests_fd
+        self._replies = replies_fd
+        self._reader = threading.Thread(target=self._drain, args=(output_fd,), daemon=True)
         self._reader.start()
 
     def _drain(self, fd: int) -> None:
-        with os.fdopen(fd, "rb", buffering=0) as stream:
-            while chunk := stream.read(65536):
-                self.log.add(chunk)
+        _drain_into(fd, self.log)
 
     def call(self, probe: str, inputs: dict, timeout: float) -> dict:
         """Send one call; return the worker's reply message. Raises wire.WireError subclasses on failure."""
@@ -130,6 +113,45 @@ class WorkerProcess:
         if errors:
             raise wire.WireClosed(f"the worker closed its request pipe ({errors[0]})")
 
+    def _close_pipes(self) -> None:
+        _close_quietly(self._requests)
+        _close_quietly(self._replies)
+        self._reader.join(5)
+
+
+def _pipes() -> tuple[tuple[int, int], tuple[int, int], tuple[int, int]]:
+    """(requests, replies, output) pipes as (harness end, worker end) pairs."""
+    requests_read, requests_write = os.pipe()
+    replies_read, replies_write = os.pipe()
+    output_read, output_write = os.pipe()
+    return (requests_write, requests_read), (replies_read, replies_write), (output_read, output_write)
+
+
+class WorkerProcess(_WorkerChannel):
+    """A worker started as a process of its own (its own sandbox): the reference's, and the student's when grading
+    with fresh workers (`--worker-start fresh`, or without bubblewrap)."""
+
+    def __init__(self, spec: WorkerSpec, log: OutputLog):
+        self._workdir = prepare_workdir(spec, sandbox_uid())
+        (requests, requests_end), (replies, replies_end), (output, output_end) = _pipes()
+        try:
+            command, env, cwd = worker_command(spec, requests_end, replies_end, self._workdir)
+            self.process = subprocess.Popen(
+                command, stdin=subprocess.DEVNULL, stdout=output_end, stderr=output_end, env=env, cwd=cwd,
+                pass_fds=(requests_end, replies_end),
+                # its own session, so that a kill reaches whatever it started (trusted workers stay in the
+                # harness's group, so that a harness killed on its total timeout takes them along)
+                start_new_session=spec.mode != "trusted",
+            )
+        except BaseException:
+            for fd in (requests, replies, output):
+                os.close(fd)
+            raise
+        finally:
+            for fd in (requests_end, replies_end, output_end):
+                os.close(fd)
+        super().__init__(spec, log, requests, replies, output)
+
     def exit_description(self) -> str:
         code = self.process.poll()
         if code is None:
@@ -162,10 +184,168 @@ class WorkerProcess:
         self.process.wait()
         if self.spec.mode == "insecure":
             _kill_all_of_uid(sandbox_uid())
-        _close_quietly(self._replies)
-        self._reader.join(5)
+        self._close_pipes()
         if self._workdir is not None:
             shutil.rmtree(self._workdir, ignore_errors=True)
+
+
+class ForkServerError(RuntimeError):
+    """The fork server did not answer as it must; it is stopped and the next worker gets a new one."""
+
+
+# What a fork server may say of a worker's end; anything else is shown as "ended".
+_EXIT_STATUS = re.compile(r"(exited with code -?\d{1,3}|killed by signal [A-Z0-9]{1,12}|still running)")
+SERVER_START_TIMEOUT = 300  # importing torch on a loaded machine; the total timeout still bounds the run
+SERVER_REPLY_TIMEOUT = 10  # beyond the grace of an `end`: killing and wiping take milliseconds
+
+
+class ForkServer:
+    """One sandbox per grading run and data view whose first process imports the heavy libraries once (never the
+    submission) and forks a fresh worker per test (`autograder/worker.py`, fork-server mode).
+
+    Between workers it kills every other process of the sandbox and wipes its writable folders; when it does not
+    confirm both, or does not answer, the whole sandbox is killed and the next worker gets a new one. A worker can
+    stop its server (same uid) but not steer it: the server cannot be traced and ignores catchable signals."""
+
+    def __init__(self, spec: WorkerSpec, preload: tuple[str, ...]):
+        if spec.mode != "bwrap":
+            raise ValueError("a fork server runs only inside bubblewrap")
+        self.spec = spec
+        self.preload = preload
+        self.log = OutputLog(16 * 1024)  # the server's own output: only shown when it fails
+        self.starts = 0
+        self._fresh = True  # the next request goes to a server still importing `preload`
+        self._process: subprocess.Popen | None = None
+        self._socket: socket.socket | None = None
+        self._reader: threading.Thread | None = None
+
+    def spawn(self, log: OutputLog) -> "ForkedWorker":
+        """A new worker whose output goes to `log`. Retried once on a new server if the current one fails."""
+        for attempt in (1, 2):
+            if self._process is None:
+                self._start()
+            (requests, requests_end), (replies, replies_end), (output, output_end) = _pipes()
+            try:
+                timeout = SERVER_START_TIMEOUT if self._fresh else SERVER_REPLY_TIMEOUT
+                self._request({"op": "spawn"}, timeout, fds=(requests_end, replies_end, output_end))
+            except ForkServerError:
+                for fd in (requests, replies, output):
+                    os.close(fd)
+                self.kill()
+                if attempt == 2:
+                    raise
+                continue
+            finally:
+                for fd in (requests_end, replies_end, output_end):
+                    os.close(fd)
+            self._fresh = False
+            return ForkedWorker(self, log, requests, replies, output)
+        raise AssertionError("unreachable")
+
+    def _start(self) -> None:
+        mine, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+        output_read, output_write = os.pipe()
+        try:
+            command, env, cwd = fork_server_command(self.spec, theirs.fileno(), self.preload)
+            self._process = subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=output_write,
+                                             stderr=output_write, env=env, cwd=cwd, pass_fds=(theirs.fileno(),),
+                                             start_new_session=True)
+        except BaseException:
+            mine.close()
+            os.close(output_read)
+            raise
+        finally:
+            theirs.close()
+            os.close(output_write)
+        self._socket = mine
+        self._fresh = True
+        self.starts += 1
+        self._reader = threading.Thread(target=_drain_into, args=(output_read, self.log), daemon=True)
+        self._reader.start()
+
+    def _request(self, message: dict, timeout: float, fds: tuple[int, ...] = ()) -> dict:
+        if self._socket is None:
+            raise ForkServerError("the fork server is not running")
+        nonce = secrets.token_hex(16)
+        try:
+            self._socket.settimeout(timeout)
+            socket.send_fds(self._socket, [json.dumps({**message, "nonce": nonce}).encode()], list(fds))
+            data = self._socket.recv(65536)
+            reply = json.loads(data) if data else None
+        except (OSError, ValueError) as exc:
+            raise ForkServerError(f"{message['op']}: no usable answer from the fork server ({exc})") from None
+        if not isinstance(reply, dict) or reply.get("nonce") != nonce or reply.get("ok") is not True:
+            raise ForkServerError(f"{message['op']}: the fork server answered {str(reply)[:200]!r}\n"
+                                  f"{self.log.text()[-2000:]}")
+        return reply
+
+    def end(self, grace: float) -> str:
+        """Stop the current worker (after up to `grace` s for it to exit by itself) and everything it started, and
+        wipe the writable folders; the worker's exit description. A server that cannot vouch for both is killed."""
+        try:
+            reply = self._request({"op": "end", "grace": grace}, grace + SERVER_REPLY_TIMEOUT)
+        except ForkServerError:
+            self.kill()
+            return "stopped with its sandbox"
+        if reply.get("clean") is not True:
+            self.kill()
+        return _exit_status(reply.get("status"))
+
+    def wait(self, seconds: float) -> str:
+        try:
+            return _exit_status(self._request({"op": "wait", "seconds": seconds}, seconds + SERVER_REPLY_TIMEOUT)
+                                .get("status"))
+        except ForkServerError:
+            self.kill()
+            return "stopped with its sandbox"
+
+    def kill(self) -> None:
+        """Kill the whole sandbox (its pid namespace goes with bwrap); the next spawn starts a new one."""
+        if self._process is not None:
+            try:
+                os.killpg(self._process.pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+            self._process.wait()
+            self._process = None
+        if self._socket is not None:
+            self._socket.close()
+            self._socket = None
+        if self._reader is not None:
+            self._reader.join(5)
+            self._reader = None
+
+    close = kill
+
+
+class ForkedWorker(_WorkerChannel):
+    """A worker forked by a `ForkServer`: the same calls as a `WorkerProcess`; its end goes through the server."""
+
+    def __init__(self, server: ForkServer, log: OutputLog, requests: int, replies: int, output: int):
+        self.server = server
+        self._status = "still running"
+        super().__init__(server.spec, log, requests, replies, output)
+
+    def exit_description(self) -> str:
+        return self._status
+
+    def wait_exit(self, seconds: float) -> None:
+        self._status = self.server.wait(seconds)
+
+    def stop(self, grace: float = 0.0) -> None:
+        _close_quietly(self._requests)  # a well-behaved worker exits on EOF
+        self._status = self.server.end(grace)
+        self._close_pipes()
+
+
+def _drain_into(fd: int, log: OutputLog) -> None:
+    with os.fdopen(fd, "rb", buffering=0) as stream:
+        while chunk := stream.read(65536):
+            log.add(chunk)
+
+
+def _exit_status(text) -> str:
+    return text if isinstance(text, str) and _EXIT_STATUS.fullmatch(text) else "ended"
 
 
 def _close_quietly(fd: int) -> None:
@@ -186,12 +366,14 @@ def _kill_all_of_uid(uid: int | None) -> None:
 class ProbeRunner:
     """`.run(probe, **inputs) -> dict` against one side (student or reference). One per test."""
 
-    def __init__(self, spec: WorkerSpec, timeout: float, log: OutputLog, side: str):
+    def __init__(self, spec: WorkerSpec, timeout: float, log: OutputLog, side: str,
+                 server: ForkServer | None = None):
         self.spec = spec
         self.timeout = timeout
         self.log = log
         self.side = side
-        self._worker: WorkerProcess | None = None
+        self.server = server  # workers are forked by it; without one, each is a process (and sandbox) of its own
+        self._worker: WorkerProcess | ForkedWorker | None = None
         self.calls: list[dict] = []  # (probe, seconds) of each call, for timing reports
 
     def run(self, probe: str, /, **inputs) -> dict:
@@ -199,7 +381,8 @@ class ProbeRunner:
         error = GraderError if self.side == "reference" else StudentError
         if self._worker is None:
             try:
-                self._worker = WorkerProcess(self.spec, self.log)
+                self._worker = (self.server.spawn(self.log) if self.server is not None
+                                else WorkerProcess(self.spec, self.log))
             except Exception as exc:  # the machinery failed, not the student's code
                 raise GraderError(f"{probe}: could not start the {self.side} worker: {exc}") from exc
         worker = self._worker

@@ -26,8 +26,8 @@ ONLY_INTACT = {"test_attacked": "failed", "test_intact": "passed"}
 NOTHING = {"test_attacked": "failed", "test_intact": "failed"}
 
 
-def _grade(attack, submission: Path) -> dict:
-    results = grade_submission(attack, submission)
+def _grade(attack, submission: Path, worker_start: str = "fork") -> dict:
+    results = grade_submission(attack, submission, worker_start=worker_start)
     assert results["extra_data"]["grader_errors"] == [], results["extra_data"]["grader_errors"]
     assert results["extra_data"]["sandbox"] == "bwrap"
     assert len(results["tests"]) == 2 and results["max_score"] == 2
@@ -76,14 +76,23 @@ SIMPLE_ATTACKS = {
     "fill_dev": (ONLY_INTACT, "dev_shm_capped=True dev_file=blocked"),
     "escape_namespaces": (ONLY_INTACT, "gained: []"),
     "kill_everything": (ONLY_INTACT, "attacked"),
+    "leave_traces": (ONLY_INTACT, "message queue refused"),
+    "steer_fork_server": (ONLY_INTACT, "gained: []"),
 }
 
 
-@pytest.mark.parametrize("name", sorted(SIMPLE_ATTACKS))
-def test_attack_gains_nothing(attack, tmp_path, name):
+# Every attack, with each test's worker forked by the run's fork server (the default) and with a fresh sandbox per
+# test (`--worker-start fresh`): the switch must not change a grade. steer_fork_server targets the sandbox's init,
+# which only with the fork server outlives a test (with fresh workers it is bwrap's own init, without
+# capabilities, gone with the test's sandbox).
+@pytest.mark.parametrize("name, worker_start", [
+    (name, worker_start) for name in sorted(SIMPLE_ATTACKS) for worker_start in ("fork", "fresh")
+    if (name, worker_start) != ("steer_fork_server", "fresh")])
+def test_attack_gains_nothing(attack, tmp_path, name, worker_start):
     expected, fragment = SIMPLE_ATTACKS[name]
     results = _grade(attack, _submit(tmp_path, name, HOST_DIR=repr(str(tmp_path)),
-                                     HOST_PIDS=repr([os.getpid(), os.getppid()])))
+                                     HOST_PIDS=repr([os.getpid(), os.getppid()])), worker_start)
+    assert results["extra_data"]["worker_start"] == worker_start
     assert _statuses(results) == expected
     assert results["score"] == sum(status == "passed" for status in expected.values())
     assert fragment in by_name(results)["test_attacked"]["output"]
