@@ -53,6 +53,7 @@ class WorkerSpec:
     limits: SandboxLimits
     scratch_dir: Path  # per-run folder for the worker's copies and mount points, reachable by the sandbox uid
     data_dir: Path | None = None
+    preload: tuple[str, ...] = ()  # modules imported before any request (never from the worker folder)
 
     def __post_init__(self):
         if self.mode not in MODES:
@@ -255,15 +256,16 @@ def _unique_dir(parent: Path) -> str:
 def _worker_args(spec: WorkerSpec, *mode_args: str) -> list[str]:
     # -I: ignore PYTHON* variables, user site and the script's folder; -B: write no bytecode; -u: unbuffered, so
     # output printed before a hang or crash is not lost with the process.
-    return ["-I", "-B", "-u", WORKER_FILE, "--probes", spec.probes, *mode_args]
+    preload = ["--preload", ",".join(spec.preload)] if spec.preload else []
+    return ["-I", "-B", "-u", WORKER_FILE, "--probes", spec.probes, *mode_args, *preload]
 
 
-def fork_server_command(spec: WorkerSpec, control_fd: int, preload: tuple[str, ...]) -> tuple[list[str], dict, str]:
+def fork_server_command(spec: WorkerSpec, control_fd: int) -> tuple[list[str], dict, str]:
     """The command line, environment and cwd of a sandbox whose first process is a fork server (bwrap only: it
     kills every other process it can and empties /tmp, which only a sandbox of its own makes safe)."""
     if spec.mode != "bwrap":
         raise ValueError(f"a fork server needs the bwrap mode, not {spec.mode!r}")
-    worker_args = _worker_args(spec, "--fork-server", str(control_fd), "--preload", ",".join(preload))
+    worker_args = _worker_args(spec, "--fork-server", str(control_fd))
     launcher_env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin")}
     return _bwrap_command(spec, sandbox_uid(), worker_args, as_pid_1=True), launcher_env, "/"
 

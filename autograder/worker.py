@@ -356,9 +356,13 @@ def fork_server(control_fd: int, probes_path: str, preload: list[str]) -> None:
     _set_dumpable(0)
     for number in _SERVER_SIGNALS:
         signal.signal(number, signal.SIG_IGN)
-    for name in preload:  # from the read-only Python environment only: the worker's folder is not on sys.path
-        importlib.import_module(name)
+    _preload(preload)
     _ForkServer(control_fd, probes_path).run()
+
+
+def _preload(names: list[str]) -> None:
+    for name in names:  # from the read-only Python environment only: the worker's folder is not on sys.path yet
+        importlib.import_module(name)
 
 
 def main() -> None:
@@ -367,17 +371,19 @@ def main() -> None:
     parser.add_argument("--requests", type=int)
     parser.add_argument("--replies", type=int)
     parser.add_argument("--fork-server", type=int, metavar="FD", help="serve forks on this socket instead")
-    parser.add_argument("--preload", default="", help="comma-separated modules the fork server imports once")
+    parser.add_argument("--preload", default="", help="comma-separated modules imported before the first request")
     parser.add_argument("--full-tracebacks", action="store_true")
     args = parser.parse_args()
     global _full_tracebacks
     _full_tracebacks = args.full_tracebacks
     wire.die_with_parent()
+    preload = [name for name in args.preload.split(",") if name]
     if args.fork_server is not None:
-        fork_server(args.fork_server, args.probes, [name for name in args.preload.split(",") if name])
+        fork_server(args.fork_server, args.probes, preload)
         return
     if args.requests is None or args.replies is None:
         parser.error("--requests and --replies are required (or --fork-server)")
+    _preload(preload)  # while the harness is busy elsewhere: a worker started ahead of its first call is ready
     sys.path.insert(0, _HERE)
     serve(args.probes, args.requests, args.replies)
 

@@ -137,20 +137,21 @@ def pytest_collection_modifyitems(session, config, items):
         item.stash[_RECORD] = {"entry": entry, "fraction": 1.0, "failures": [], "grader_error": False,
                                "log": None, "calls": [], "started": None}
     _emit(config, {"event": "collected", "tests": entries})
+    _start_ahead(config, items)
 
 
-def _data_dir(request) -> Path | None:
+def _data_dir(config, node) -> Path | None:
     """The Omniglot folder this test's workers see: all of it, or only the splits its data_splits marker names.
 
     A worker that trains must not hold the test characters: the accuracy tests send it test-split episodes, and
     with the whole dataset at hand it could look up each query's character instead of learning. Both sides see the
     same subset, so that the probes behave alike.
     """
-    run = request.config.stash[_CONFIG]
+    run = config.stash[_CONFIG]
     if not run.get("data_dir"):
         return None
     full = Path(run["data_dir"])
-    marker = request.node.get_closest_marker("data_splits")
+    marker = node.get_closest_marker("data_splits")
     if marker is None:
         return full
     splits = tuple(marker.args)
@@ -167,8 +168,8 @@ def _data_dir(request) -> Path | None:
     return subset
 
 
-def _spec(request, side: str) -> WorkerSpec:
-    run = request.config.stash[_CONFIG]
+def _spec(config, node, side: str) -> WorkerSpec:
+    run = config.stash[_CONFIG]
     assignment: Assignment = run["assignment"]
     return WorkerSpec(
         files_dir=Path(run[f"{side}_files_dir"]),
@@ -177,50 +178,68 @@ def _spec(request, side: str) -> WorkerSpec:
         device=run["device"],
         limits=assignment.limits,
         scratch_dir=Path(run["scratch_dir"]),
-        data_dir=_data_dir(request),
+        data_dir=_data_dir(config, node),
+        preload=assignment.preload,
     )
 
 
 _FORK_SERVERS = pytest.StashKey[dict]()
+_REFERENCE_RUNNERS = pytest.StashKey[dict]()
 
 
-def _fork_server(request, spec: WorkerSpec) -> ForkServer | None:
-    """The fork server of this grading run and data view (started at its first worker), or None when every
-    worker is to be a process of its own: `--worker-start fresh`, or no bubblewrap."""
-    run = request.config.stash[_CONFIG]
-    if run.get("worker_start", "fork") != "fork" or spec.mode != "bwrap":
+def _fork_server(config, spec: WorkerSpec) -> ForkServer | None:
+    """The fork server of this grading run and data view, or None when every worker is to be a process of its
+    own: `--worker-start fresh`, or no bubblewrap."""
+    if config.stash[_CONFIG].get("worker_start", "fork") != "fork" or spec.mode != "bwrap":
         return None
-    servers = request.config.stash.setdefault(_FORK_SERVERS, {})
+    servers = config.stash.setdefault(_FORK_SERVERS, {})
     key = str(spec.data_dir)
     if key not in servers:
-        servers[key] = ForkServer(spec, run["assignment"].preload)
+        servers[key] = ForkServer(spec)
     return servers[key]
 
 
-def _runner(request, side: str) -> ProbeRunner:
-    record = request.node.stash[_RECORD]
-    limits = request.config.stash[_CONFIG]["assignment"].limits
-    timeout = record["entry"]["timeout"] * (1 if side == "student" else REFERENCE_TIMEOUT_FACTOR)
-    log = OutputLog(limits.output_kb * 1024)
-    spec = _spec(request, side)
-    if side == "student":
-        record["log"] = log
-        return ProbeRunner(spec, timeout, log, side, server=_fork_server(request, spec))
-    return ProbeRunner(spec, timeout, log, side)
+def _reference_runner(config, node) -> ProbeRunner:
+    """The trusted reference runner of this grading run and data view (see the `reference` fixture)."""
+    runners = config.stash.setdefault(_REFERENCE_RUNNERS, {})
+    spec = _spec(config, node, "reference")
+    key = str(spec.data_dir)
+    if key not in runners:
+        limits = config.stash[_CONFIG]["assignment"].limits
+        runners[key] = ProbeRunner(spec, node.stash[_RECORD]["entry"]["timeout"] * REFERENCE_TIMEOUT_FACTOR,
+                                   OutputLog(limits.output_kb * 1024), "reference")
+    return runners[key]
+
+
+def _start_ahead(config, items) -> None:
+    """Start, right after collection, the fork server and the reference worker of every data view the tests will
+    use: their imports (~2 s each) then overlap the first tests instead of delaying them one by one. Anything
+    that fails here is left for the test that needs it, which reports it in its place."""
+    for item in items:
+        try:
+            if "student" in item.fixturenames:
+                server = _fork_server(config, _spec(config, item, "student"))
+                if server is not None:
+                    server.start()
+            if "reference" in item.fixturenames:
+                _reference_runner(config, item).start()
+        except Exception:  # noqa: BLE001 - see the docstring
+            continue
 
 
 @pytest.fixture
 def student(request):
     """Runs probes against the submission, in a fresh sandboxed worker (forked by the run's fork server)."""
-    runner = _runner(request, "student")
+    config, node = request.config, request.node
+    record = node.stash[_RECORD]
+    record["log"] = OutputLog(config.stash[_CONFIG]["assignment"].limits.output_kb * 1024)
+    spec = _spec(config, node, "student")
+    runner = ProbeRunner(spec, record["entry"]["timeout"], record["log"], "student", server=_fork_server(config, spec))
     try:
         yield runner
     finally:
         runner.close()
-        request.node.stash[_RECORD]["calls"] += runner.calls
-
-
-_REFERENCE_RUNNERS = pytest.StashKey[dict]()
+        record["calls"] += runner.calls
 
 
 @pytest.fixture
@@ -232,12 +251,7 @@ def reference(request):
     behind changes another's answer, and a test that needs the reference no longer pays for starting a worker and
     importing torch (~2 s). A worker that timed out or crashed is replaced at the next call, as before; the call
     timeout is the current test's."""
-    runners = request.config.stash.setdefault(_REFERENCE_RUNNERS, {})
-    spec = _spec(request, "reference")
-    key = str(spec.data_dir)
-    if key not in runners:
-        runners[key] = _runner(request, "reference")
-    runner = runners[key]
+    runner = _reference_runner(request.config, request.node)
     runner.timeout = request.node.stash[_RECORD]["entry"]["timeout"] * REFERENCE_TIMEOUT_FACTOR
     yield runner
 

@@ -207,11 +207,10 @@ class ForkServer:
     confirm both, or does not answer, the whole sandbox is killed and the next worker gets a new one. A worker can
     stop its server (same uid) but not steer it: the server cannot be traced and ignores catchable signals."""
 
-    def __init__(self, spec: WorkerSpec, preload: tuple[str, ...]):
+    def __init__(self, spec: WorkerSpec):
         if spec.mode != "bwrap":
             raise ValueError("a fork server runs only inside bubblewrap")
         self.spec = spec
-        self.preload = preload
         self.log = OutputLog(16 * 1024)  # the server's own output: only shown when it fails
         self.starts = 0
         self._fresh = True  # the next request goes to a server still importing `preload`
@@ -219,11 +218,15 @@ class ForkServer:
         self._socket: socket.socket | None = None
         self._reader: threading.Thread | None = None
 
+    def start(self) -> None:
+        """Start the sandbox now (if it is not running), so that its imports overlap the harness's other work."""
+        if self._process is None:
+            self._start()
+
     def spawn(self, log: OutputLog) -> "ForkedWorker":
         """A new worker whose output goes to `log`. Retried once on a new server if the current one fails."""
         for attempt in (1, 2):
-            if self._process is None:
-                self._start()
+            self.start()
             (requests, requests_end), (replies, replies_end), (output, output_end) = _pipes()
             try:
                 timeout = SERVER_START_TIMEOUT if self._fresh else SERVER_REPLY_TIMEOUT
@@ -246,7 +249,7 @@ class ForkServer:
         mine, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
         output_read, output_write = os.pipe()
         try:
-            command, env, cwd = fork_server_command(self.spec, theirs.fileno(), self.preload)
+            command, env, cwd = fork_server_command(self.spec, theirs.fileno())
             self._process = subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=output_write,
                                              stderr=output_write, env=env, cwd=cwd, pass_fds=(theirs.fileno(),),
                                              start_new_session=True)
@@ -376,15 +379,18 @@ class ProbeRunner:
         self._worker: WorkerProcess | ForkedWorker | None = None
         self.calls: list[dict] = []  # (probe, seconds) of each call, for timing reports
 
+    def start(self) -> None:
+        """Start this side's worker now if none is running (it imports `spec.preload` while the harness goes on)."""
+        if self._worker is None:
+            self._worker = self.server.spawn(self.log) if self.server is not None else WorkerProcess(self.spec, self.log)
+
     def run(self, probe: str, /, **inputs) -> dict:
         """Run `probe(**inputs)` in this side's worker and return its outputs (plain values and arrays)."""
         error = GraderError if self.side == "reference" else StudentError
-        if self._worker is None:
-            try:
-                self._worker = (self.server.spawn(self.log) if self.server is not None
-                                else WorkerProcess(self.spec, self.log))
-            except Exception as exc:  # the machinery failed, not the student's code
-                raise GraderError(f"{probe}: could not start the {self.side} worker: {exc}") from exc
+        try:
+            self.start()
+        except Exception as exc:  # the machinery failed, not the student's code
+            raise GraderError(f"{probe}: could not start the {self.side} worker: {exc}") from exc
         worker = self._worker
         started = time.perf_counter()
         try:

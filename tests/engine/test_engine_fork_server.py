@@ -51,7 +51,7 @@ def spec(tmp_path):
     (tmp_path / "probes.py").write_text(PROBES)
     files = build_worker_files(scratch / "files", {}, tmp_path / "probes.py")
     yield WorkerSpec(files_dir=files, probes="probes.py", mode="bwrap", device="cpu",
-                     limits=SandboxLimits(memory_mb=2048), scratch_dir=scratch)
+                     limits=SandboxLimits(memory_mb=2048), scratch_dir=scratch, preload=("numpy",))
     import shutil
 
     shutil.rmtree(scratch, ignore_errors=True)
@@ -65,7 +65,7 @@ def _run(server: ForkServer, probe: str, **inputs) -> tuple[dict, "ForkedWorker"
 
 
 def test_one_sandbox_forks_a_fresh_worker_per_test(spec):
-    server = ForkServer(spec, preload=("numpy",))
+    server = ForkServer(spec)
     try:
         seen = []
         for index in range(3):
@@ -95,7 +95,7 @@ def _run_litter(server: ForkServer, worker) -> bool:
 
 
 def test_a_workers_exit_is_reported_and_a_lost_server_is_replaced(spec):
-    server = ForkServer(spec, preload=())
+    server = ForkServer(spec)
     try:
         log = OutputLog(4096)
         worker = server.spawn(log)
@@ -116,4 +116,4 @@ def test_a_workers_exit_is_reported_and_a_lost_server_is_replaced(spec):
 def test_only_bubblewrap_gets_a_fork_server(spec):
     for mode in ("insecure", "trusted"):
         with pytest.raises(ValueError, match="bubblewrap"):
-            ForkServer(WorkerSpec(**{**spec.__dict__, "mode": mode}), preload=())
+            ForkServer(WorkerSpec(**{**spec.__dict__, "mode": mode}))
