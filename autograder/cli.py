@@ -13,11 +13,11 @@ import sys
 # command -> (module, one-line help). Each module defines add_arguments(parser) and run(args) -> int.
 COMMANDS = {
     "demo": ("autograder.demo", "the main job: data summary, release status, grade reference and blank starter"),
-    "release": ("autograder.release", "generate hw1/ and hw2/ from autograder/solutions (or --check them)"),
-    "grade": ("autograder.grade", "grade one submission (folder or zip) in the sandbox"),
-    "grade-all": ("autograder.classroom", "grade a whole class into a gradebook, CSV and feedback files"),
-    "gradescope": ("autograder.gradescope", "build a Gradescope autograder bundle"),
-    "calibrate": ("autograder.calibrate", "train the reference under a profile budget and write thresholds"),
+    "release": ("autograder.release.build", "generate hw1/ and hw2/ from autograder/solutions (or --check them)"),
+    "grade": ("autograder.engine.grade", "grade one submission (folder or zip) in the sandbox"),
+    "grade-all": ("autograder.classroom.grade_all", "grade a whole class into a gradebook, CSV and feedback files"),
+    "gradescope": ("autograder.classroom.gradescope", "build a Gradescope autograder bundle"),
+    "calibrate": ("autograder.scoring.calibrate", "train the reference under a profile budget and write thresholds"),
 }
 
 

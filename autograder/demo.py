@@ -33,9 +33,9 @@ def _run_quietly(command: list[str]) -> tuple[int, str]:
 
 def run(args) -> int:
     from autograder.assignment import AssignmentError, load_assignment
-    from autograder.grade import grade_submission
-    from autograder.report import render_table
-    from autograder.sandbox import SandboxUnavailable
+    from autograder.engine.grade import grade_submission
+    from autograder.classroom.report import render_table
+    from autograder.engine.sandbox import SandboxUnavailable
 
     unknown = [name for name in args.assignments if name not in ASSIGNMENTS]
     if unknown:

@@ -1,7 +1,7 @@
 """How far a correct-but-different solution's training drifts from the reference's replay: the audit's tolerance.
 
 The accuracy tests check a submission's committed training trajectory by replaying secret segments with the
-reference's step (`autograder/training_audit.py`) and require `||replayed - committed|| / ||committed - start||` to
+reference's step (`autograder/scoring/training_audit.py`) and require `||replayed - committed|| / ||committed - start||` to
 stay under the grader's AUDIT_TOLERANCE. This script measures that error on EVERY segment of one full training run
 of the cpu (or gpu) profile, for the reference itself, the validity corpus's correct alternates and a few of its
 bugs (trusted code, so run in trusted workers without the sandbox), and prints a line per variant:
@@ -29,9 +29,9 @@ sys.path.insert(0, str(ROOT / "tests"))
 
 from autograder import GRADERS_DIR, SOLUTIONS_DIR  # noqa: E402
 from autograder.assignment import load_assignment  # noqa: E402
-from autograder.harness.runner import OutputLog, ProbeRunner  # noqa: E402
-from autograder.sandbox import WorkerSpec  # noqa: E402
-from autograder.workdir import build_worker_files  # noqa: E402
+from autograder.engine.harness.runner import OutputLog, ProbeRunner  # noqa: E402
+from autograder.engine.sandbox import WorkerSpec  # noqa: E402
+from autograder.engine.workdir import build_worker_files  # noqa: E402
 from validity_corpus import build_submission, load_variants  # noqa: E402
 
 # The variants whose training differs from the reference's by more than the sampler's random calls, and the bugs
@@ -59,7 +59,7 @@ def main(argv=None) -> int:
     parser.add_argument("--variants", nargs="*", default=None)
     args = parser.parse_args(argv)
 
-    from autograder.grade import default_data_dir
+    from autograder.engine.grade import default_data_dir
 
     assignment = load_assignment(GRADERS_DIR / args.assignment)
     sys.path.insert(0, str(assignment.graders_dir))

@@ -1,6 +1,6 @@
 """Stand-in task functions for grade-all's executors (imported by the executors' child processes via PYTHONPATH).
 
-Each takes the job spec like `autograder.classroom.grade_task` and behaves as `spec["behaviour"]` says.
+Each takes the job spec like `autograder.classroom.grade_all.grade_task` and behaves as `spec["behaviour"]` says.
 """
 
 import os

@@ -10,7 +10,7 @@ def sandbox():
     """Skip where bubblewrap is not installed; where it is installed (CI) but cannot run, fail with its words."""
     if shutil.which("bwrap") is None:
         pytest.skip("bubblewrap is not installed")
-    from autograder.sandbox import sandbox_problem
+    from autograder.engine.sandbox import sandbox_problem
 
     problem = sandbox_problem()
     if problem:

@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 
-from autograder.cluster import GradingJob, LocalExecutor, SlurmExecutor
+from autograder.classroom.cluster import GradingJob, LocalExecutor, SlurmExecutor
 
 TESTS_DIR = Path(__file__).resolve().parent
 FAKE = "classroom_fake_tasks:fake_grade"

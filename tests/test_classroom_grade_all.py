@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from autograder.cli import main
-from autograder.gradebook import ClassGradebook
+from autograder.classroom.gradebook import ClassGradebook
 
 TOY = Path(__file__).resolve().parent / "fixtures" / "engine" / "toy"
 GRADERS = TOY / "graders"

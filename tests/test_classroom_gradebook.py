@@ -7,9 +7,9 @@ import zipfile
 
 import pytest
 
-from autograder.classroom import ClassroomError, _written_spec, content_hash, find_submissions, write_csv
-from autograder.gradebook import ClassGradebook, GradebookError, GradingKey, cell_name
-from autograder.summary import HISTOGRAM, PASS_RATES, TIMES, write_summary
+from autograder.classroom.grade_all import ClassroomError, _written_spec, content_hash, find_submissions, write_csv
+from autograder.classroom.gradebook import ClassGradebook, GradebookError, GradingKey, cell_name
+from autograder.classroom.summary import HISTOGRAM, PASS_RATES, TIMES, write_summary
 
 KEY = GradingKey("hash", "fingerprint", "cpu")
 
@@ -229,7 +229,7 @@ def test_grader_fingerprint_follows_graders_and_reference(tmp_path):
     from pathlib import Path
 
     from autograder.assignment import load_assignment
-    from autograder.classroom import grader_fingerprint
+    from autograder.classroom.grade_all import grader_fingerprint
 
     toy = tmp_path / "toy"
     shutil.copytree(Path(__file__).resolve().parent / "fixtures" / "engine" / "toy", toy)

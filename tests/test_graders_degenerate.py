@@ -91,7 +91,7 @@ def assignments(store, sandbox):
 
 
 def _grade(assignment, submission: Path, select: list[str]) -> tuple[dict, float]:
-    from autograder.grade import grade_submission
+    from autograder.engine.grade import grade_submission
 
     started = time.perf_counter()
     results = grade_submission(assignment, submission, profile=PROFILE, select=select)

@@ -46,7 +46,7 @@ def hw1(store, sandbox):
 
 
 def _grade(assignment, submission, select=None):
-    from autograder.grade import grade_submission
+    from autograder.engine.grade import grade_submission
 
     return grade_submission(assignment, submission, profile=PROFILE, select=select)
 

@@ -1,4 +1,4 @@
-"""Calibration (autograder.calibration, `python -m autograder calibrate`), the HW1 grader's harness-side helpers and
+"""Calibration (autograder.scoring.calibration, `python -m autograder calibrate`), the HW1 grader's harness-side helpers and
 the validity-corpus builder.
 
 Fast tests: the bar rule and file handling on temporary files, the committed HW1 calibration against
@@ -21,7 +21,7 @@ import pytest
 
 from autograder import GRADERS_DIR
 from autograder.assignment import load_assignment
-from autograder.calibration import (MIN_GAP, Bar, CalibrationError, calibrate_command, choose_bar, load_bar,
+from autograder.scoring.calibration import (MIN_GAP, Bar, CalibrationError, calibrate_command, choose_bar, load_bar,
                                     pending_entry, read_calibration, write_profile)
 from omniglot_data.testing import store  # noqa: F401 (the fixture: skips without the data)
 
@@ -166,7 +166,7 @@ def test_calibrate_usage_errors(capsys):
 @pytest.mark.slow
 def test_calibrate_refuses_a_budget_the_reference_cannot_learn_in(tmp_path, store):
     """The real reference, trained 1 step: no better than untrained, so calibrate must raise, not write a bar."""
-    from autograder.calibrate import calibrate
+    from autograder.scoring.calibrate import calibrate
 
     assignment = load_assignment(HW1_GRADERS)
     tiny = dict(assignment.profile("cpu"), train_steps=1, eval_episodes=200)
@@ -257,7 +257,7 @@ def test_the_harness_sampler_draws_valid_secret_episodes(episodes_module, index)
 
 def test_call_cache_reuses_replies_and_failures():
     cache = _load_grader_module("hw1_call_cache")
-    from autograder.harness import StudentError
+    from autograder.engine.harness import StudentError
 
     class Runner:
         side = "student"
@@ -334,7 +334,7 @@ def _programmed_measure(trained_by_seed: dict[int, float], untrained: float):
 
 def test_calibrate_refuses_a_bar_the_reference_misses_from_the_graders_seed(monkeypatch, tmp_path):
     """Seeds 1-3 agree, but seed 0 (the one grading uses) sat at chance longer: that bar would fail correct code."""
-    from autograder import calibrate as calibrate_module
+    from autograder.scoring import calibrate as calibrate_module
 
     measure, calls = _programmed_measure({0: 0.58, 1: 0.83, 2: 0.79, 3: 0.81}, untrained=0.33)
     monkeypatch.setattr(calibrate_module, "_measure", measure)
@@ -346,7 +346,7 @@ def test_calibrate_refuses_a_bar_the_reference_misses_from_the_graders_seed(monk
 
 
 def test_calibrate_records_the_out_of_sample_check(monkeypatch, tmp_path):
-    from autograder import calibrate as calibrate_module
+    from autograder.scoring import calibrate as calibrate_module
 
     measure, calls = _programmed_measure({0: 0.80, 1: 0.83, 2: 0.79, 3: 0.81}, untrained=0.33)
     monkeypatch.setattr(calibrate_module, "_measure", measure)

@@ -22,8 +22,8 @@ from pathlib import Path
 import pytest
 
 from autograder.assignment import load_assignment
-from autograder.grade import grade_submission
-from autograder.sandbox import SandboxUnavailable, check_bwrap
+from autograder.engine.grade import grade_submission
+from autograder.engine.sandbox import SandboxUnavailable, check_bwrap
 from omniglot_data.testing import store  # noqa: F401 (the fixture: skips without the data)
 from validity_corpus import CorpusError, Variant, build_submission, replace_method, replace_region, substitute
 

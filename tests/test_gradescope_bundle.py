@@ -14,8 +14,8 @@ import pytest
 from autograder import GRADERS_DIR, REPO_ROOT
 from autograder.assignment import load_assignment
 from autograder.cli import main
-from autograder import gradescope
-from autograder.gradescope import tomllib
+from autograder.classroom import gradescope
+from autograder.classroom.gradescope import tomllib
 
 TOY = Path(__file__).resolve().parent / "fixtures" / "engine" / "toy"
 SOLUTION = (TOY / "solution" / "toy.py").read_text()
@@ -60,7 +60,7 @@ def test_bundle_contents(toy_bundle):
     for script in ("setup.sh", "run_autograder", "kit/data_download.sh"):
         assert infos[script].external_attr >> 16 & 0o111, f"{script} must be executable"
     names = set(infos)
-    assert {"kit/autograder/grade.py", "kit/autograder/harness/plugin.py", "kit/omniglot_data/split.json",
+    assert {"kit/autograder/engine/grade.py", "kit/autograder/engine/harness/plugin.py", "kit/omniglot_data/split.json",
             "assignment/graders/assignment.toml", "assignment/graders/test_toy.py", "assignment/graders/probes.py",
             "assignment/solution/toy.py", "assignment/release/helper.py"} <= names
     assert "assignment/release/toy.py" not in names  # the starter is not a provided file
@@ -116,7 +116,7 @@ os._exit(0)
 
 
 def test_sandbox_policy_in_a_container_without_bubblewrap(monkeypatch, capsys, tmp_path):
-    from autograder import sandbox
+    from autograder.engine import sandbox
 
     monkeypatch.setattr(sandbox, "sandbox_problem", lambda: "bubblewrap cannot start a sandbox here (exit 1)")
     assert gradescope.main(["sandbox-flag", "auto"]) == 0

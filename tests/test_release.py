@@ -11,11 +11,13 @@ from pathlib import Path
 
 import pytest
 
-from autograder import ASSIGNMENTS, REPO_ROOT, SOLUTIONS_DIR, release, stubs
-from autograder.leaks import is_trivial
-from autograder.markers import MarkupError, find_regions
-from autograder.release_render import LeakError
-from autograder.stubs import clear_solutions
+from autograder import ASSIGNMENTS, REPO_ROOT, SOLUTIONS_DIR
+from autograder.release import build as release
+from autograder.release import stubs
+from autograder.release.leaks import is_trivial
+from autograder.release.markers import MarkupError, find_regions
+from autograder.release.render import LeakError
+from autograder.release.stubs import clear_solutions
 
 FIXTURES = Path(__file__).parent / "fixtures" / "release"
 

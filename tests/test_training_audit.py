@@ -1,4 +1,4 @@
-"""The trajectory audit of the accuracy tests (autograder/training_audit.py, omniglot_data/trajectory.py), on a tiny
+"""The trajectory audit of the accuracy tests (autograder/scoring/training_audit.py, omniglot_data/trajectory.py), on a tiny
 model trained with Adam: an honest trajectory passes, every way of faking one is refused with a message."""
 
 from __future__ import annotations
@@ -8,7 +8,7 @@ import random
 import pytest
 import torch
 
-from autograder.training_audit import TrajectoryMismatch, audit_trajectory, checkpoint_steps, relative_output_error
+from autograder.scoring.training_audit import TrajectoryMismatch, audit_trajectory, checkpoint_steps, relative_output_error
 from omniglot_data import trajectory
 
 STEPS, EVERY, LR = 40, 10, 0.01

@@ -2,7 +2,7 @@
 
 from pathlib import Path
 
-from autograder.grade import live_process_uids
+from autograder.engine.grade import live_process_uids
 
 FIXTURES = Path(__file__).resolve().parent.parent / "fixtures" / "engine"
 TOY = FIXTURES / "toy"

@@ -20,9 +20,9 @@ from pathlib import Path
 import numpy as np
 
 from autograder.assignment import load_assignment
-from autograder.harness.runner import OutputLog, ProbeRunner
-from autograder.sandbox import WorkerSpec, worker_command
-from autograder.workdir import build_worker_files
+from autograder.engine.harness.runner import OutputLog, ProbeRunner
+from autograder.engine.sandbox import WorkerSpec, worker_command
+from autograder.engine.workdir import build_worker_files
 
 TOY = Path(__file__).resolve().parent.parent / "fixtures" / "engine" / "toy"
 

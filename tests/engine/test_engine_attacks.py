@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from autograder.assignment import load_assignment
-from autograder.grade import grade_submission
+from autograder.engine.grade import grade_submission
 
 from engine_helpers import ATTACK, ATTACKS, by_name, sandbox_processes
 
@@ -156,7 +156,7 @@ def test_pytest_and_python_hooks_in_the_submission_are_ignored(attack, tmp_path)
     hook = f"open({str(marker)!r}, 'w').write('ran')\n"
     (folder / "conftest.py").write_text(hook + "import pytest\n@pytest.hookimpl(tryfirst=True)\n"
                                         "def pytest_runtest_makereport(item, call):\n    call.excinfo = None\n")
-    (folder / "pytest.ini").write_text("[pytest]\naddopts = -p no:autograder.harness.plugin\n")
+    (folder / "pytest.ini").write_text("[pytest]\naddopts = -p no:autograder.engine.harness.plugin\n")
     (folder / "sitecustomize.py").write_text(hook)
     (folder / "usercustomize.py").write_text(hook)
     (folder / "evil.pth").write_text(f"import os; {hook}")

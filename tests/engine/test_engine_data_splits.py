@@ -3,7 +3,7 @@
 import pytest
 
 from autograder.assignment import load_assignment
-from autograder.grade import grade_submission
+from autograder.engine.grade import grade_submission
 from omniglot_data import DataNotFoundError, load_store
 
 from engine_helpers import FIXTURES, by_name

@@ -5,7 +5,6 @@ server itself promises: each worker is a new process that looks like a freshly s
 many workers, a worker's exit is reported, and a server that is gone is replaced at the next worker.
 """
 
-import os
 import stat
 import tempfile
 from pathlib import Path
@@ -13,9 +12,9 @@ from pathlib import Path
 import pytest
 
 from autograder.assignment import SandboxLimits
-from autograder.harness.runner import ForkServer, OutputLog
-from autograder.sandbox import WorkerSpec
-from autograder.workdir import build_worker_files
+from autograder.engine.harness.runner import ForkedWorker, ForkServer, OutputLog
+from autograder.engine.sandbox import WorkerSpec
+from autograder.engine.workdir import build_worker_files
 
 pytestmark = pytest.mark.usefixtures("sandbox")
 
@@ -57,7 +56,7 @@ def spec(tmp_path):
     shutil.rmtree(scratch, ignore_errors=True)
 
 
-def _run(server: ForkServer, probe: str, **inputs) -> tuple[dict, "ForkedWorker", OutputLog]:
+def _run(server: ForkServer, probe: str, **inputs) -> tuple[dict, ForkedWorker, OutputLog]:
     log = OutputLog(4096)
     worker = server.spawn(log)
     reply = worker.call(probe, inputs, timeout=60)

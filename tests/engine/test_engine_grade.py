@@ -14,10 +14,10 @@ from pathlib import Path
 import pytest
 
 from autograder.assignment import AssignmentError, load_assignment
-from autograder import sandbox as sandbox_module
-from autograder.grade import grade_submission
-from autograder.report import render_html, render_markdown, render_table
-from autograder.sandbox import UID_BASE
+from autograder.engine import sandbox as sandbox_module
+from autograder.engine.grade import grade_submission
+from autograder.classroom.report import render_html, render_markdown, render_table
+from autograder.engine.sandbox import UID_BASE
 
 from engine_helpers import ATTACK, ATTACKS, TOY, by_name, sandbox_processes
 
@@ -344,7 +344,7 @@ def _worker_pythons(uid: int) -> list[int]:
 
 @needs_root
 def test_orphaned_sandboxes_are_reaped_by_the_next_run(tmp_path):
-    from autograder.grade import reap_orphaned_workers
+    from autograder.engine.grade import reap_orphaned_workers
 
     uid = UID_BASE + _a_dead_pid()  # the uid of a worker whose grading run has ended
     orphan = subprocess.Popen(["setpriv", f"--reuid={uid}", f"--regid={uid}", "--clear-groups", "--",
@@ -394,7 +394,7 @@ def test_stopping_the_grader_stops_harness_and_workers(tmp_path, how):
     # orphan the sandbox (see test_orphaned_sandboxes_are_reaped_by_the_next_run).
     while not harness or not _worker_pythons(UID_BASE + harness[0]):
         assert time.monotonic() < deadline, "the sandboxed worker never started"
-        harness = [pid for pid, cmd in _processes_mentioning(str(runs)).items() if "autograder.harness.plugin" in cmd]
+        harness = [pid for pid, cmd in _processes_mentioning(str(runs)).items() if "autograder.engine.harness.plugin" in cmd]
         time.sleep(0.05)
     time.sleep(0.5)
     grader.send_signal(how)

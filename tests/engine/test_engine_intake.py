@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from autograder.submission import IntakeLimits, collect_submission
+from autograder.engine.submission import IntakeLimits, collect_submission
 
 WHITELIST = ("load_data.py", "hw1.py")
 

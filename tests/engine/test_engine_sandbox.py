@@ -6,8 +6,8 @@ from pathlib import Path
 import pytest
 
 from autograder.assignment import SandboxLimits
-from autograder.harness.runner import _describe_failure
-from autograder.sandbox import WORKDIR, WorkerSpec, cuda_index, worker_command, worker_device
+from autograder.engine.harness.runner import _describe_failure
+from autograder.engine.sandbox import WORKDIR, WorkerSpec, cuda_index, worker_command, worker_device
 
 
 def _spec(tmp_path: Path, device: str, mode: str = "bwrap") -> WorkerSpec:

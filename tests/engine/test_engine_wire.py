@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import torch
 
-from autograder import wire
+from autograder.engine import wire
 
 
 def roundtrip(message, limits=wire.WireLimits()):

@@ -14,7 +14,7 @@ import sys
 
 import numpy as np
 
-from autograder.harness import GraderError, StudentError
+from autograder.engine.harness import GraderError, StudentError
 
 _replies: dict[tuple[str, str], dict | BaseException] = {}
 

@@ -3,7 +3,7 @@
 The submission's own code (its DataGenerator, model and loss_function) trains in the worker, from initial weights
 the grader drew with a secret seed (on the reference) and an episode seed it gives; the worker hands back the
 trained weights and commits to its trajectory, which the grader checks by replaying a few secret segments with the
-reference's step (`autograder.training_audit`). The trained weights are then scored with the REFERENCE model, in a
+reference's step (`autograder.scoring.training_audit`). The trained weights are then scored with the REFERENCE model, in a
 trusted worker, on episodes the harness draws from the TEST split with a seed the sandbox never sees: no
 evaluation-time code of the submission runs, and the test drawings never enter the sandbox.
 """
@@ -15,7 +15,7 @@ from functools import lru_cache
 import numpy as np
 import torch
 
-from autograder.training_audit import (TrajectoryMismatch, audit_trajectory, checkpoint_steps, episodes_not_replayed,
+from autograder.scoring.training_audit import (TrajectoryMismatch, audit_trajectory, checkpoint_steps, episodes_not_replayed,
                                        spacing)
 from hw1_episodes import PIXEL_TOLERANCE, draw_episodes, hide_query_labels, store_and_index
 from omniglot_data.trajectory import EpisodeDigest, parameters_of

@@ -23,7 +23,7 @@ import math
 import numpy as np
 import pytest
 
-from autograder.harness import run_data_dir
+from autograder.engine.harness import run_data_dir
 from hw1_call_cache import cached_run
 from hw1_episodes import (character_groups, class_members, distinct_characters, identify_class,
                           store_and_index, to_ink)

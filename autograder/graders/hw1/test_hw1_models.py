@@ -23,7 +23,7 @@ PYTEST_DONT_REWRITE: the feedback shows each assertion's message alone, without 
 import pytest
 import torch
 
-from autograder.harness import run_data_dir
+from autograder.engine.harness import run_data_dir
 from hw1_call_cache import cached_run
 from hw1_episodes import draw_episodes, store_and_index
 

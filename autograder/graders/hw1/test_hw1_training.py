@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from autograder.calibration import grade_measured_accuracy
+from autograder.scoring.calibration import grade_measured_accuracy
 from metrics import mann_accuracy
 
 GRADERS_DIR = Path(__file__).resolve().parent

@@ -23,7 +23,7 @@ import math
 
 import torch
 
-from autograder.harness import GraderError
+from autograder.engine.harness import GraderError
 
 FLOAT32 = 1e-5
 GRADIENT = 1e-4

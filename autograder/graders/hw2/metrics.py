@@ -4,7 +4,7 @@ The submission's own code trains in the worker (ProtoNet: its train_step, hence 
 hence its _outer_step and _inner_loop), under the profile's budget, from initial weights the grader drew with a
 secret seed (on the reference), on the provided sampler's training stream; it hands back the trained weights and
 commits to its trajectory, which the grader checks by replaying a few secret segments with the reference's
-train_step on the same stream (`autograder.training_audit`). The trained weights are then scored with the
+train_step on the same stream (`autograder.scoring.training_audit`). The trained weights are then scored with the
 REFERENCE code in a trusted worker, on tasks the harness draws from the TEST split with a seed the sandbox never
 sees (no evaluation-time code of the submission runs, and the test drawings never enter the sandbox):
 
@@ -22,7 +22,7 @@ from functools import lru_cache
 import torch
 
 from autograder import SOLUTIONS_DIR
-from autograder.training_audit import audit_trajectory, checkpoint_steps, spacing
+from autograder.scoring.training_audit import audit_trajectory, checkpoint_steps, spacing
 from omniglot_data.trajectory import parameters_of
 
 CALL_TIMEOUT = 1800  # seconds per probe call when calibrating (grading uses the test's timeout marker)

@@ -19,13 +19,13 @@ from pathlib import Path
 
 from autograder import REPO_ROOT
 from autograder.assignment import Assignment, AssignmentError, load_assignment
-from autograder.harness.runner import _kill_all_of_uid
-from autograder.report import render_html, render_markdown, render_table
-from autograder.results import build_results, read_events
-from autograder.sandbox import (UID_BASE, SandboxUnavailable, check_bwrap, cuda_index, reachable_by_others,
+from autograder.engine.harness.runner import _kill_all_of_uid
+from autograder.classroom.report import render_html, render_markdown, render_table
+from autograder.engine.results import build_results, read_events
+from autograder.engine.sandbox import (UID_BASE, SandboxUnavailable, check_bwrap, cuda_index, reachable_by_others,
                                 sandbox_uid)
-from autograder.submission import IntakeLimits, collect_submission
-from autograder.workdir import build_worker_files
+from autograder.engine.submission import IntakeLimits, collect_submission
+from autograder.engine.workdir import build_worker_files
 
 HARNESS_LOG_TAIL = 6000
 WORKER_STARTS = ("fork", "fresh")
@@ -80,7 +80,7 @@ def _selected_tests(assignment: Assignment, select) -> list[str]:
 def _harness_command(assignment: Assignment, config_path: Path, ini_path: Path, targets: list[str]) -> list[str]:
     return [
         sys.executable, "-m", "pytest", *targets,
-        "-p", "autograder.harness.plugin", "-p", "no:cacheprovider",
+        "-p", "autograder.engine.harness.plugin", "-p", "no:cacheprovider",
         "--noconftest", "-c", str(ini_path), "--rootdir", str(assignment.graders_dir),
         "-q", "--tb=short", "--strict-markers",  # a misspelt marker (`@pytest.mark.point`) is a grader error
         "--autograder-config", str(config_path),

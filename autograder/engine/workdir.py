@@ -6,10 +6,10 @@ import os
 import shutil
 from pathlib import Path
 
-from autograder import PACKAGE_DIR
-from autograder.sandbox import WIRE_FILE, WORKER_FILE
+from autograder.engine.sandbox import WIRE_FILE, WORKER_FILE
 
 SHIPPED_PACKAGES = ("omniglot_data",)
+ENGINE_DIR = Path(__file__).resolve().parent  # worker.py and wire.py live here
 
 
 def _package_dir(name: str) -> Path | None:
@@ -26,8 +26,8 @@ def build_worker_files(dest: Path, files: dict[str, Path], probes: Path) -> Path
     the provided data package. Everything world-readable, nothing writable: workers get a fresh copy or a
     read-only bind of it."""
     dest.mkdir(parents=True)
-    shutil.copyfile(PACKAGE_DIR / "worker.py", dest / WORKER_FILE)
-    shutil.copyfile(PACKAGE_DIR / "wire.py", dest / WIRE_FILE)
+    shutil.copyfile(ENGINE_DIR / "worker.py", dest / WORKER_FILE)
+    shutil.copyfile(ENGINE_DIR / "wire.py", dest / WIRE_FILE)
     shutil.copyfile(probes, dest / probes.name)
     for name, source in files.items():
         shutil.copyfile(source, dest / name)

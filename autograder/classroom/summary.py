@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Sequence
 
-from autograder.gradebook import StudentRow, named_tests, number
+from autograder.classroom.gradebook import StudentRow, named_tests, number
 
 HISTOGRAM = "score_histogram.png"
 PASS_RATES = "test_pass_rates.png"

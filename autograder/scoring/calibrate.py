@@ -3,7 +3,7 @@
 For every metric the assignment's grader measures (the `METRICS` of `autograder/graders/hwN/metrics.py`), the
 reference solution is trained under the profile's budget from S seeds, and measured once more untrained, each time
 in a fresh trusted reference worker of the grading engine, by the very function the grader test calls on the
-student. The values and the bars chosen from them (autograder/calibration.py explains the rule) go to
+student. The values and the bars chosen from them (autograder/scoring/calibration.py explains the rule) go to
 `autograder/graders/hwN/calibration.json`, which is committed. Before that, the reference is trained once more from
 the graders' own seed (0, outside the calibration seeds) and must reach the bar just chosen; otherwise nothing is
 written (`check_out_of_sample`).
@@ -37,11 +37,11 @@ from pathlib import Path
 
 from autograder import ASSIGNMENTS, GRADERS_DIR
 from autograder.assignment import Assignment, AssignmentError, load_assignment
-from autograder.calibration import (GRADING_TRAIN_SEED, MIN_GAP, MIN_MARGIN, STD_FACTOR, CalibrationError,
+from autograder.scoring.calibration import (GRADING_TRAIN_SEED, MIN_GAP, MIN_MARGIN, STD_FACTOR, CalibrationError,
                                     calibrate_command, choose_bar, default_device, read_calibration, write_profile)
-from autograder.harness.runner import GraderError, OutputLog, ProbeRunner
-from autograder.sandbox import WorkerSpec, cuda_index, worker_device
-from autograder.workdir import build_worker_files
+from autograder.engine.harness.runner import GraderError, OutputLog, ProbeRunner
+from autograder.engine.sandbox import WorkerSpec, cuda_index, worker_device
+from autograder.engine.workdir import build_worker_files
 
 METRICS_MODULE = "metrics.py"
 DEFAULT_CALL_TIMEOUT = 1800.0
@@ -168,7 +168,7 @@ def calibrate(assignment: Assignment, profile: str, seeds: list[int], device: st
     if not budget:
         raise AssignmentError(f"{assignment.graders_dir / 'assignment.toml'} has no [profiles.{profile}] budget")
     if data_dir is None:
-        from autograder.grade import default_data_dir
+        from autograder.engine.grade import default_data_dir
 
         data_dir = default_data_dir()
     workers = ReferenceWorkers(assignment, device, float(getattr(module, "CALL_TIMEOUT", DEFAULT_CALL_TIMEOUT)),

@@ -1,4 +1,4 @@
-"""pytest plugin of the trusted grading harness (`-p autograder.harness.plugin`).
+"""pytest plugin of the trusted grading harness (`-p autograder.engine.harness.plugin`).
 
 Gives grader tests the `student`, `reference`, `partial_credit` and `profile` fixtures, the `points`,
 `extra_credit`, `visibility` and `timeout` markers, and writes one JSON line per event to the harness-private
@@ -23,10 +23,10 @@ from pathlib import Path
 
 import pytest
 
-from autograder import wire
+from autograder.engine import wire
 from autograder.assignment import Assignment
-from autograder.harness.runner import ForkServer, GraderError, OutputLog, ProbeRunner, StudentError
-from autograder.sandbox import WorkerSpec, worker_device
+from autograder.engine.harness.runner import ForkServer, GraderError, OutputLog, ProbeRunner, StudentError
+from autograder.engine.sandbox import WorkerSpec, worker_device
 
 VISIBILITIES = ("visible", "hidden", "after_due_date")
 REFERENCE_TIMEOUT_FACTOR = 3  # the reference is trusted; its timeout only catches grader bugs

@@ -24,7 +24,7 @@ import keyword
 import re
 from dataclasses import dataclass
 
-from autograder.markers import MARKER_TEXT, SolutionRegion
+from autograder.release.markers import MARKER_TEXT, SolutionRegion
 
 _TOKEN = re.compile(r"\w+|[^\w\s]")
 _WORD = re.compile(r"\w+")

@@ -12,7 +12,7 @@ import functools
 import json
 from collections import Counter
 
-from autograder.markers import BEGIN_SOLUTION, END_SOLUTION, MarkupError, SolutionRegion
+from autograder.release.markers import BEGIN_SOLUTION, END_SOLUTION, MarkupError, SolutionRegion
 
 # An identifier, so that the cleared source still parses; no real source may contain it (checked).
 _PLACEHOLDER = "__autograder_release_stub_message__"

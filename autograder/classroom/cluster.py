@@ -5,7 +5,7 @@ per job as it finishes, in completion order. The task function (`module:function
 results dict; anything it raises, a crash of its process, or a timeout becomes an Outcome with `error` set, so one
 submission can never take down, or change, the outcome of another.
 
-Local: every job runs in a fresh `python -m autograder.cluster` process in its own session (a crash, a timeout kill or
+Local: every job runs in a fresh `python -m autograder.classroom.cluster` process in its own session (a crash, a timeout kill or
 an OOM kill touches only that process group). At most `jobs` run at once; with GPUs, each concurrent job owns one GPU
 and gets `device="cuda:K"` in its spec. Ctrl-C (or SIGTERM, see `classroom`) kills every running job's process group.
 
@@ -34,7 +34,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
-DEFAULT_TASK = "autograder.classroom:grade_task"
+DEFAULT_TASK = "autograder.classroom.grade_all:grade_task"
 _STDERR_TAIL_CHARS = 2000
 _STOP_GRACE_S = 5.0
 _PR_SET_CHILD_SUBREAPER = 36  # linux/prctl.h
@@ -116,7 +116,7 @@ class LocalExecutor:
         out_path = workdir / f"{job.student_id}.out.json"
         log_path = workdir / f"{job.student_id}.log"
         spec_path.write_text(json.dumps({**job.spec, "device": device}))
-        command = [sys.executable, "-m", "autograder.cluster", "--function", self.function, str(spec_path),
+        command = [sys.executable, "-m", "autograder.classroom.cluster", "--function", self.function, str(spec_path),
                    str(out_path)]
         started = time.monotonic()
         with open(log_path, "wb") as log:
@@ -323,7 +323,7 @@ def _slurm_error(array_job: Any, exc: Exception) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point of one local job: read the spec, run the task, write {"results": ...} or {"error": ...}."""
-    parser = argparse.ArgumentParser(prog="python -m autograder.cluster",
+    parser = argparse.ArgumentParser(prog="python -m autograder.classroom.cluster",
                                      description="run one grading task (used by grade-all's local executor)")
     parser.add_argument("--function", default=DEFAULT_TASK)
     parser.add_argument("spec", type=Path)

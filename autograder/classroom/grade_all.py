@@ -26,7 +26,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterator
 
-from autograder.cluster import GradingJob, LocalExecutor, Outcome, SlurmExecutor
+from autograder.classroom.cluster import GradingJob, LocalExecutor, Outcome, SlurmExecutor
 
 # nbgrader's student ids are String(128); a conservative alphabet keeps ids safe as file names and CSV cells.
 STUDENT_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._@+-]{0,127}")
@@ -129,7 +129,7 @@ def grader_fingerprint(assignment: Any) -> str:
 def grade_task(spec: dict[str, Any]) -> dict[str, Any]:
     """Grade one submission (what each executor job runs): `spec` is JSON-able, see `_job_spec`."""
     from autograder.assignment import Assignment
-    from autograder.grade import grade_submission
+    from autograder.engine.grade import grade_submission
 
     assignment = Assignment.from_json(spec["assignment"])
     return grade_submission(assignment, Path(spec["submission"]), profile=spec["profile"], device=spec["device"],
@@ -249,7 +249,7 @@ def run(args: argparse.Namespace) -> int:
 
 def _grade_all(args: argparse.Namespace) -> int:
     from autograder.assignment import AssignmentError, load_assignment
-    from autograder.gradebook import ClassGradebook, GradebookError
+    from autograder.classroom.gradebook import ClassGradebook, GradebookError
 
     try:
         assignment = load_assignment(args.assignment, args.solutions_dir, args.release_dir)
@@ -291,7 +291,7 @@ def _grade_into(gradebook: Any, assignment: Any, submissions: list[Submission], 
                 ) -> list[Outcome]:
     """Grade what changed since its stored grade (everything with --force), committing each outcome as it comes;
     return the outcomes that are error rows."""
-    from autograder.gradebook import GradingKey
+    from autograder.classroom.gradebook import GradingKey
 
     profile = args.profile or ("gpu" if args.gpus or args.slurm_gpus else "cpu")
     fingerprint = grader_fingerprint(assignment)
@@ -304,7 +304,7 @@ def _grade_into(gradebook: Any, assignment: Any, submissions: list[Submission], 
           file=sys.stderr)
     # Fail before grading anybody rather than record every submission as an error (Slurm nodes check their own).
     if todo and args.executor == "local" and not args.insecure_no_sandbox:
-        from autograder.sandbox import sandbox_problem
+        from autograder.engine.sandbox import sandbox_problem
 
         problem = sandbox_problem()
         if problem:
@@ -335,7 +335,7 @@ def _write_outputs(args: argparse.Namespace, assignment: str, rows: list, test_n
         count = write_feedback(args.feedback_dir, rows, after_due_date=args.after_due_date)
         print(f"wrote feedback for {count} students to {args.feedback_dir}", file=sys.stderr)
     if args.summary_dir:
-        from autograder.summary import write_summary
+        from autograder.classroom.summary import write_summary
 
         page = write_summary(args.summary_dir, assignment, rows, test_names)
         print(f"wrote {page}", file=sys.stderr)
@@ -494,7 +494,7 @@ def _fmt(value: float | None) -> str:
 
 def write_feedback(directory: Path, rows: list, after_due_date: bool = False) -> int:
     """STUDENT.md and STUDENT.html from each stored results.json, through the engine's own report writers."""
-    from autograder.report import render_html, render_markdown
+    from autograder.classroom.report import render_html, render_markdown
 
     directory.mkdir(parents=True, exist_ok=True)
     count = 0

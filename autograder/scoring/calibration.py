@@ -1,9 +1,9 @@
 """Calibrated accuracy bars: what the reference solution reaches under a profile's budget, and the bars graders apply.
 
-`python -m autograder calibrate hwN --profile P --seeds S` (autograder/calibrate.py) trains the reference S times
+`python -m autograder calibrate hwN --profile P --seeds S` (autograder/scoring/calibrate.py) trains the reference S times
 and writes `calibration.json` next to the assignment's graders; it is committed, and grader tests read it here:
 
-    from autograder.calibration import CalibrationError, load_bar
+    from autograder.scoring.calibration import CalibrationError, load_bar
 
     bar = load_bar(GRADERS_DIR, "mann_accuracy", profile.name, budget=dict(profile))
     accuracy = ...                       # measured by the grader itself
@@ -204,7 +204,7 @@ def grade_measured_accuracy(graders_dir, metric: str, measure, describe: str, *,
     """
     import secrets
 
-    from autograder.harness import GraderError, StudentError, run_data_dir
+    from autograder.engine.harness import GraderError, StudentError, run_data_dir
 
     try:
         bar = load_bar(graders_dir, metric, profile.name, budget=dict(profile))

@@ -20,8 +20,8 @@ import subprocess
 import threading
 import time
 
-from autograder import wire
-from autograder.sandbox import WorkerSpec, fork_server_command, prepare_workdir, sandbox_uid, worker_command
+from autograder.engine import wire
+from autograder.engine.sandbox import WorkerSpec, fork_server_command, prepare_workdir, sandbox_uid, worker_command
 
 
 class StudentError(AssertionError):
@@ -201,7 +201,7 @@ SERVER_REPLY_TIMEOUT = 10  # beyond the grace of an `end`: killing and wiping ta
 
 class ForkServer:
     """One sandbox per grading run and data view whose first process imports the heavy libraries once (never the
-    submission) and forks a fresh worker per test (`autograder/worker.py`, fork-server mode).
+    submission) and forks a fresh worker per test (`autograder/engine/worker.py`, fork-server mode).
 
     Between workers it kills every other process of the sandbox and wipes its writable folders; when it does not
     confirm both, or does not answer, the whole sandbox is killed and the next worker gets a new one. A worker can

@@ -19,7 +19,7 @@ engine's --insecure-no-sandbox mode, which on Gradescope (root) still runs the s
 uid with rlimits and stamps the results with a warning; `bwrap` refuses to grade without bubblewrap (the student
 then sees a "could not grade" result). Either way only the harness writes results.json.
 
-`python -m autograder.gradescope sandbox-flag|failure-results ...` are the helpers run_autograder calls in the
+`python -m autograder.classroom.gradescope sandbox-flag|failure-results ...` are the helpers run_autograder calls in the
 container.
 """
 
@@ -212,7 +212,7 @@ def describe(output: Path, entries: list[BundleEntry]) -> str:
 
 def _sandbox_flag(policy: str) -> int:
     """Print the `grade` flag the sandbox policy calls for here (nothing, or --insecure-no-sandbox)."""
-    from autograder.sandbox import sandbox_problem
+    from autograder.engine.sandbox import sandbox_problem
 
     problem = sandbox_problem()
     if problem is None:
@@ -241,7 +241,7 @@ def _failure_results(path: Path, reason: str) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m autograder.gradescope",
+    parser = argparse.ArgumentParser(prog="python -m autograder.classroom.gradescope",
                                      description="helpers that run_autograder calls inside the Gradescope container")
     commands = parser.add_subparsers(dest="command", required=True)
     flag = commands.add_parser("sandbox-flag", help="print the grade flag the sandbox policy calls for here")

@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from autograder.harness.runner import GraderError, StudentError
+from autograder.engine.harness.runner import GraderError, StudentError
 
 __all__ = ["GraderError", "StudentError", "run_data_dir"]
 

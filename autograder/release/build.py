@@ -28,10 +28,10 @@ import tempfile
 from pathlib import Path
 
 from autograder import ASSIGNMENTS, PACKAGE_DIR, REPO_ROOT, SOLUTIONS_DIR
-from autograder.markers import MarkupError
-from autograder.release_render import (LeakError, ReleasedFile, RenderedAssignment, is_executable, render_assignment,
+from autograder.release.markers import MarkupError
+from autograder.release.render import (LeakError, ReleasedFile, RenderedAssignment, is_executable, render_assignment,
                                        tree_files)
-from autograder.stubs import NbgraderMissing
+from autograder.release.stubs import NbgraderMissing
 
 EXIT_OK, EXIT_DRIFT, EXIT_MARKUP, EXIT_LEAK, EXIT_CANNOT = 0, 1, 2, 3, 4
 
@@ -95,7 +95,7 @@ def execute(args: argparse.Namespace, source_root: Path, repo_root: Path) -> int
     except LeakError as error:
         return _fail(error.problems, "leak check failed, nothing was written: the lines above would show students part "
                      "of a solution. Move a line that is not part of the answer out of its region; otherwise rewrite "
-                     "its copy outside the region (autograder/leaks.py says which lines are too trivial to count)",
+                     "its copy outside the region (autograder/release/leaks.py says which lines are too trivial to count)",
                      EXIT_LEAK)
     except (CannotProceed, NbgraderMissing) as error:
         return _fail([], f"release: {error}", EXIT_CANNOT)

@@ -1,6 +1,6 @@
 """Render one assignment's student release, in memory, from its reference solution folder.
 
-`.py` files lose their solution regions (see `autograder.stubs`); every other file is copied. Generated `.py` and
+`.py` files lose their solution regions (see `autograder.release.stubs`); every other file is copied. Generated `.py` and
 Markdown files get a header naming their source. The result is checked for leaks before anybody writes it.
 """
 
@@ -11,9 +11,9 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from autograder.leaks import SolutionLine, find_leaks, solution_lines
-from autograder.markers import MarkupError, find_regions
-from autograder.stubs import clear_solutions
+from autograder.release.leaks import SolutionLine, find_leaks, solution_lines
+from autograder.release.markers import MarkupError, find_regions
+from autograder.release.stubs import clear_solutions
 
 # Never part of a release, and ignored when comparing with one: caches that running the code or its tests leaves.
 IGNORED_DIRS = frozenset({"__pycache__", ".pytest_cache", ".ipynb_checkpoints", ".mypy_cache", ".ruff_cache"})
