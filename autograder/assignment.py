@@ -46,7 +46,8 @@ class SandboxLimits:
     memory_mb: int = 4096  # address space (RLIMIT_AS), CPU runs only: CUDA maps far more virtual memory than it uses
     max_processes: int = 64  # processes + threads of the worker's uid (RLIMIT_NPROC)
     max_file_mb: int = 64  # largest file the worker may write (RLIMIT_FSIZE)
-    tmpfs_mb: int = 256  # size of the worker's writable directory and of its /tmp
+    tmpfs_mb: int = 256  # size of each of the worker's writable folders (its directory, /tmp, /dev/shm)
+    max_files: int = 20000  # files and folders in each of them (an inode cap, where the grader runs as root)
     output_kb: int = 64  # captured stdout+stderr kept per test
     reply_mb: int = 256  # largest reply frame accepted from the worker
     threads: int = 1  # OMP/MKL threads in the worker

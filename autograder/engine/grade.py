@@ -22,8 +22,8 @@ from autograder.assignment import Assignment, AssignmentError, load_assignment
 from autograder.engine.harness.runner import _kill_all_of_uid
 from autograder.classroom.report import render_html, render_markdown, render_table
 from autograder.engine.results import build_results, read_events
-from autograder.engine.sandbox import (UID_BASE, SandboxUnavailable, check_bwrap, cuda_index, reachable_by_others,
-                                sandbox_uid)
+from autograder.engine.sandbox import (UID_BASE, SandboxUnavailable, check_bwrap, cuda_index, inode_caps_available,
+                                       reachable_by_others, sandbox_uid)
 from autograder.engine.submission import IntakeLimits, collect_submission
 from autograder.engine.workdir import build_worker_files
 
@@ -229,6 +229,7 @@ def grade_submission(
                                             harness_dir / "harness.log", assignment.total_timeout)
         extra = {"assignment": assignment.name, "profile": profile, "device": device, "sandbox": mode,
                  "worker_start": worker_start if mode == "bwrap" else "fresh",
+                 "inode_caps": mode == "bwrap" and inode_caps_available(),
                  "submitted_files": sorted(intake.files), "missing_files": intake.missing,
                  "rejected": intake.rejected,
                  "worker_uid": UID_BASE + harness_pid if os.geteuid() == 0 else os.geteuid()}

@@ -147,27 +147,48 @@ def _python_paths() -> list[Path]:
 
 
 class _Stager:
-    """Binds paths the sandbox uid cannot reach onto mount points it can, inside the launcher's mount namespace."""
+    """Prepares mounts in the launcher's private mount namespace (as root, before the uid drop): binds paths the
+    sandbox uid cannot reach onto mount points it can, and creates the sandbox's writable tmpfs with a size and an
+    inode cap (bubblewrap's own `--tmpfs` takes a size only)."""
 
     def __init__(self, scratch_dir: Path, uid: int | None):
         self.scratch_dir = scratch_dir
         self.uid = uid
-        self.mounts: list[tuple[Path, Path]] = []
+        self.steps: list[str] = []
+
+    def _stage(self) -> Path:
+        stage = self.scratch_dir / "mnt" / str(len(self.steps))
+        stage.mkdir(parents=True, exist_ok=True)
+        return stage
 
     def source_for(self, path: Path) -> Path:
         if self.uid is None or reachable_by_others(path):
             return path
-        stage = self.scratch_dir / "mnt" / str(len(self.mounts))
-        stage.mkdir(parents=True, exist_ok=True)
-        self.mounts.append((path, stage))
+        stage = self._stage()
+        self.steps.append(f"mount --bind {shlex.quote(str(path))} {shlex.quote(str(stage))}")
+        return stage
+
+    def capped_tmpfs(self, size_bytes: int, inodes: int) -> Path | None:
+        """A fresh tmpfs of at most `size_bytes` and `inodes` files, owned by the sandbox uid (None without root:
+        then only bubblewrap's size-capped tmpfs is available)."""
+        if self.uid is None:
+            return None
+        stage = self._stage()
+        options = f"size={size_bytes},nr_inodes={inodes},mode=0755,uid={self.uid},gid={self.uid}"
+        self.steps.append(f"mount -t tmpfs -o {options} tmpfs {shlex.quote(str(stage))}")
         return stage
 
     def wrap(self, command: list[str]) -> list[str]:
-        if not self.mounts:
+        if not self.steps:
             return command
-        binds = " && ".join(f"mount --bind {shlex.quote(str(src))} {shlex.quote(str(dst))}" for src, dst in self.mounts)
-        return ["unshare", "--mount", "--propagation", "private", "--", "sh", "-c", f'{binds} && exec "$@"', "sh",
+        script = " && ".join(self.steps)
+        return ["unshare", "--mount", "--propagation", "private", "--", "sh", "-c", f'{script} && exec "$@"', "sh",
                 *command]
+
+
+def inode_caps_available() -> bool:
+    """Whether the writable folders of a sandbox get an inode cap here (the launcher must be root to mount them)."""
+    return sandbox_uid() is not None
 
 
 def _bwrap_command(spec: WorkerSpec, uid: int | None, worker_args: list[str], as_pid_1: bool = False) -> list[str]:
@@ -190,11 +211,13 @@ def _bwrap_command(spec: WorkerSpec, uid: int | None, worker_args: list[str], as
     identity = _identity_files(spec.scratch_dir, uid)
     args += ["--ro-bind", str(identity / "passwd"), "/etc/passwd", "--ro-bind", str(identity / "group"), "/etc/group"]
     args += ["--proc", "/proc", "--dev", "/dev"]
-    size = str(spec.limits.tmpfs_mb * 1024 * 1024)
+    size = spec.limits.tmpfs_mb * 1024 * 1024
     # bwrap's /dev/shm is part of its uncapped /dev tmpfs: a capped one of its own (shared memory of DataLoader
-    # workers lives there), and /dev itself read-only below.
-    args += ["--size", size, "--tmpfs", "/dev/shm"]
-    args += ["--size", size, "--tmpfs", "/tmp", "--size", size, "--tmpfs", WORKDIR]
+    # workers lives there), and /dev itself read-only below. Each writable folder is capped in bytes and, where the
+    # launcher can mount (root), in files: empty files cost kernel memory that no byte cap counts.
+    for folder in ("/dev/shm", "/tmp", WORKDIR):
+        capped = stager.capped_tmpfs(size, spec.limits.max_files)
+        args += ["--bind", str(capped), folder] if capped is not None else ["--size", str(size), "--tmpfs", folder]
     for path in _python_paths():
         args += ["--ro-bind", str(stager.source_for(path)), str(path)]
     if spec.data_dir is not None and spec.data_dir.is_dir():

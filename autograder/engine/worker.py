@@ -180,8 +180,9 @@ class _ForkServer:
         self.probes_path = probes_path
         self.child: int | None = None
         self.status: str | None = None
-        self.keep = {path: set(os.listdir(path)) for path in _WRITABLE if os.path.isdir(path)}
-        self.modes = {path: stat.S_IMODE(os.stat(path).st_mode) for path in self.keep}
+        # what the sandbox itself put in its writable folders (mount points of read-only binds, and the folders
+        # leading to them): path -> mode; everything else is the workers' and goes between them
+        self.pristine = {path: _tree_modes(path) for path in _WRITABLE if os.path.isdir(path)}
 
     def run(self) -> None:
         self.control.settimeout(0.5)
@@ -290,20 +291,43 @@ class _ForkServer:
             time.sleep(0.01)
 
     def wipe(self) -> bool:
-        """Empty the writable folders (all but what the harness bound there) and restore their modes."""
+        """Return the writable folders to what the sandbox put there: remove everything else (at any depth, never
+        crossing into a read-only bind) and restore the modes. True when that state is reached."""
         subprocess.run(["ipcrm", "--all"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, check=False)
-        clean = True
-        for path, keep in self.keep.items():
-            try:
-                os.chmod(path, 0o700)
-                for name in os.listdir(path):
-                    if name not in keep:
-                        _remove(os.path.join(path, name))
-                os.chmod(path, self.modes[path])
-                clean = clean and set(os.listdir(path)) == keep
-            except OSError:
-                clean = False
-        return clean
+        try:
+            for root, pristine in self.pristine.items():
+                folders = [path for path in pristine if os.path.isdir(path) and not os.path.islink(path)]
+                for folder in sorted(folders, key=len):  # parents first: each must be listable
+                    os.chmod(folder, 0o700)
+                    for entry in os.scandir(folder):
+                        if entry.path not in pristine and not _is_mount_point(entry.path, root):
+                            _remove(entry.path)
+                for folder, mode in pristine.items():
+                    os.chmod(folder, mode)
+            return all(_tree_modes(root) == pristine for root, pristine in self.pristine.items())
+        except OSError:
+            return False
+
+
+def _tree_modes(root: str) -> dict[str, int]:
+    """Every entry under `root` on root's own filesystem (not the binds mounted into it), with its mode."""
+    device = os.stat(root).st_dev
+    modes = {root: stat.S_IMODE(os.stat(root).st_mode)}
+    stack = [root]
+    while stack:
+        for entry in os.scandir(stack.pop()):
+            info = entry.stat(follow_symlinks=False)
+            if info.st_dev != device:
+                continue
+            modes[entry.path] = stat.S_IMODE(info.st_mode)
+            if stat.S_ISDIR(info.st_mode):
+                stack.append(entry.path)
+    return modes
+
+
+def _is_mount_point(path: str, root: str) -> bool:
+    """A read-only bind the harness made (another filesystem than the writable folder's own)."""
+    return os.stat(path, follow_symlinks=False).st_dev != os.stat(root).st_dev
 
 
 def _live_pids() -> list[int]:
