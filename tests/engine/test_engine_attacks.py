@@ -79,6 +79,7 @@ SIMPLE_ATTACKS = {
     "kill_everything": (ONLY_INTACT, "attacked"),
     "leave_traces": (ONLY_INTACT, "message queue refused"),
     "steer_fork_server": (ONLY_INTACT, "gained: []"),
+    "extra_reply_key": (NOTHING, "keys the probe never sends: ['hoard']"),
     "many_files": (ONLY_INTACT, "capped=True"),  # an inode cap needs root (the mounts are the launcher's)
 }
 

@@ -219,7 +219,7 @@ def test_reference_worker_is_shared_and_the_students_is_not(toy, tmp_path):
     with (graders / "probes.py").open("a") as probes:
         # a token drawn when the worker imports the probes (a sandboxed worker's pid is the same in every namespace)
         probes.write("\n\nimport os as _os\n\n_WORKER = _os.urandom(8).hex()\n\n\n"
-                     "def worker():\n    return {'worker': _WORKER}\n")
+                     "def worker():\n    return {'worker': _WORKER}\n\n\nREPLIES['worker'] = {'worker': 'text'}\n")
     (graders / "test_workers.py").write_text(
         "import pytest\n\nSEEN = []\n\n"
         "@pytest.mark.points(1)\n@pytest.mark.parametrize('round', [0, 1, 2])\n"

@@ -25,6 +25,7 @@ import pytest
 
 from autograder.engine import wire
 from autograder.assignment import Assignment
+from autograder.engine.harness.replies import ReplySchemaError, load_reply_schemas
 from autograder.engine.harness.runner import ForkServer, GraderError, OutputLog, ProbeRunner, StudentError
 from autograder.engine.sandbox import WorkerSpec, worker_device
 
@@ -74,6 +75,10 @@ def pytest_configure(config):
                                 "`python -m autograder grade`)")
     run = json.loads(Path(path).read_text())
     run["assignment"] = Assignment.from_json(run["assignment"])
+    try:
+        run["replies"] = load_reply_schemas(run["assignment"].probes_path)
+    except (OSError, SyntaxError, ReplySchemaError) as exc:
+        raise pytest.UsageError(f"the probes module's reply declarations cannot be used: {exc}") from None
     config.stash[_CONFIG] = run
     config.pluginmanager.register(_CollectErrors(config), "autograder-collect-errors")
 
@@ -207,7 +212,8 @@ def _reference_runner(config, node) -> ProbeRunner:
     if key not in runners:
         limits = config.stash[_CONFIG]["assignment"].limits
         runners[key] = ProbeRunner(spec, node.stash[_RECORD]["entry"]["timeout"] * REFERENCE_TIMEOUT_FACTOR,
-                                   OutputLog(limits.output_kb * 1024), "reference")
+                                   OutputLog(limits.output_kb * 1024), "reference",
+                                   replies=config.stash[_CONFIG]["replies"])
     return runners[key]
 
 
@@ -234,7 +240,8 @@ def student(request):
     record = node.stash[_RECORD]
     record["log"] = OutputLog(config.stash[_CONFIG]["assignment"].limits.output_kb * 1024)
     spec = _spec(config, node, "student")
-    runner = ProbeRunner(spec, record["entry"]["timeout"], record["log"], "student", server=_fork_server(config, spec))
+    runner = ProbeRunner(spec, record["entry"]["timeout"], record["log"], "student", server=_fork_server(config, spec),
+                         replies=config.stash[_CONFIG]["replies"])
     try:
         yield runner
     finally:

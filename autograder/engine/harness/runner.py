@@ -21,6 +21,7 @@ import threading
 import time
 
 from autograder.engine import wire
+from autograder.engine.harness.replies import reply_problem
 from autograder.engine.sandbox import WorkerSpec, fork_server_command, prepare_workdir, sandbox_uid, worker_command
 
 
@@ -370,8 +371,9 @@ class ProbeRunner:
     """`.run(probe, **inputs) -> dict` against one side (student or reference). One per test."""
 
     def __init__(self, spec: WorkerSpec, timeout: float, log: OutputLog, side: str,
-                 server: ForkServer | None = None):
+                 server: ForkServer | None = None, replies: dict | None = None):
         self.spec = spec
+        self.replies = replies  # the probes' declared replies (`replies.load_reply_schemas`); None checks none
         self.timeout = timeout
         self.log = log
         self.side = side
@@ -412,6 +414,9 @@ class ProbeRunner:
             outputs = reply.get("outputs")
             if not isinstance(outputs, dict):
                 raise error(f"{probe}: the reply carries no outputs dict")
+            problem = reply_problem(probe, outputs, self.replies) if self.replies is not None else None
+            if problem is not None:
+                raise error(f"{probe}: unusable reply from the worker: {problem}")
             return outputs
         raise error(_describe_failure(probe, reply.get("error"), self.spec))
 

@@ -15,6 +15,25 @@ import torch
 from omniglot_data import trajectory
 
 MODEL_CLASSES = {"lstm": "MANN", "attention": "AttentionLearner"}
+
+# The keys and kinds of each probe's reply, read by the harness (never by importing this module): anything else in
+# a reply fails the call (autograder/engine/harness/replies.py).
+REPLIES = {
+    "sample_calls": {"images": "list", "labels": "list", "images_type": "list", "labels_type": "list"},
+    "sample_episodes": {"images": "array", "labels": "array"},
+    "initial_state": {"state": "map"},
+    "forward": {"preds": "array", "loss": "array|none", "gradients": "map|none", "preds_again": "array",
+                "images_after": "array", "labels_after": "array"},
+    "fit": {"losses": "list", "differentiable": "flag"},
+    "loss": {"loss": "list", "preds_grad": "list", "labels_after": "array"},
+    "train_model": {"seconds": "number", "final_loss": "number|none", "digests": "list", "batch_digests": "list"},
+    "training_checkpoint": {"state": "map"},
+    "training_batches": {"images": "array", "labels": "array"},
+    "replay_training": {"state": "map"},
+    "training_outputs": {"outputs": "array"},
+    "predict": {"preds": "array"},
+    "say": {},
+}
 _trained = {}  # what `train_model` trained, for the `training_checkpoint` calls of the same test (same worker)
 
 

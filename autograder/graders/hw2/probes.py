@@ -22,6 +22,43 @@ import torch
 
 TASK_KEYS = ("images_support", "labels_support", "images_query", "labels_query")
 
+# The keys and kinds of each probe's reply, read by the harness (never by importing this module): anything else in
+# a reply fails the call (autograder/engine/harness/replies.py).
+REPLIES = {
+    "sample_tasks": {"images_support": "array", "labels_support": "array", "images_query": "array",
+                     "labels_query": "array"},
+    "protonet_parameters": {"state": "map"},
+    "protonet_step": {"loss": "number", "loss_requires_grad": "flag", "accuracy_support": "number|none",
+                      "accuracy_query": "number|none", "accuracy_kinds": "list", "gradients?": "map",
+                      "support_embedding_gradients?": "list", "support_embedded_separately?": "list",
+                      "later_calls": "list"},
+    "protonet_train": {"final_train_metrics": "map", "digests": "list"},
+    "training_checkpoint": {"state": "map"},
+    "protonet_replay": {"state": "map"},
+    "protonet_outputs": {"outputs": "array"},
+    "protonet_embed": {"support": "array", "query": "array"},
+    "maml_parameters": {"parameters": "map", "inner_lrs": "map"},
+    "maml_inner_loop": {"adapted": "map", "adapted_requires_grad": "map", "accuracies": "list",
+                        "accuracy_values": "list", "accuracy_kinds": "list", "gradients": "map",
+                        "gradients_require_grad": "map", "meta_parameters_unchanged": "map",
+                        "meta_gradients_left": "list", "direction?": "map", "direction_derivative?": "map",
+                        "direction_lr_derivative?": "map", "later_adapted": "list"},
+    "maml_forward": {"logits": "array"},
+    "maml_support_gradient": {"gradients": "map"},
+    "maml_outer_step": {"loss": "number", "loss_requires_grad": "flag", "accuracies_support": "array",
+                        "accuracy_query": "number|none", "meta_gradients_left": "list",
+                        "meta_parameters_unchanged": "map", "inner_loop_train_flags": "list",
+                        "first_adapted?": "map", "first_gradients_require_grad?": "map", "direction?": "map",
+                        "direction_derivative?": "map", "direction_lr_derivative?": "map", "later_calls": "list"},
+    "maml_meta_gradient": {"loss": "number", "accuracies_support": "array", "accuracy_query": "number|none",
+                           "meta_gradients": "map", "inner_lr_gradients": "map", "meta_parameters_unchanged": "map"},
+    "maml_train": {"final_train_metrics": "map", "digests": "list"},
+    "maml_replay": {"state": "map"},
+    "maml_outputs": {"outputs": "array"},
+    "maml_query_logits": {"logits": "array"},
+    "say": {},
+}
+
 
 # ---- helpers ------------------------------------------------------------------------------------------------------
 
