@@ -405,3 +405,32 @@ def test_stopping_the_grader_stops_harness_and_workers(tmp_path, how):
     assert _processes_mentioning(str(runs)) == {} and sandbox_processes(UID_BASE + harness[0]) == []
     if how == signal.SIGTERM:
         assert grader.returncode == 128 + signal.SIGTERM and os.listdir(runs) == []
+
+
+def test_training_that_never_ends_fails_at_the_reference_paced_limit(toy, tmp_path):
+    """A training call gets a multiple of the reference's own time for it (timed in the same run), not the test's
+    whole timeout: a hung training fails in seconds here, and the message says why."""
+    graders = _toy_graders_without_tests(tmp_path)
+    with (graders / "probes.py").open("a") as probes:
+        probes.write("\n\ndef train(steps):\n    toy.train(steps)\n    return {}\n\n\nREPLIES['train'] = {}\n")
+    (graders / "test_training.py").write_text(
+        "import pytest\n\nfrom autograder.scoring.training_time import run_paced\n\n\n"
+        "@pytest.mark.points(1)\n@pytest.mark.timeout(300)\n"
+        "def test_training(student, reference):\n"
+        "    run_paced(student, reference, 'train', {'steps': 100}, 100, factor=5, floor=2)\n")
+    solution = tmp_path / "solution"
+    shutil.copytree(TOY / "solution", solution)
+    with (solution / "toy.py").open("a") as source:
+        source.write("\n\ndef train(steps):\n    import time\n    time.sleep(0.002 * steps)\n")
+    assignment = load_assignment(graders, solutions_dir=solution, release_dir=TOY / "release")
+    hung = tmp_path / "hung"
+    shutil.copytree(TOY / "solution", hung)
+    with (hung / "toy.py").open("a") as source:
+        source.write("\n\ndef train(steps):\n    while True:\n        pass\n")
+    results = grade_submission(assignment, hung)
+    [test] = results["tests"]
+    assert test["status"] == "failed" and "the limit is 5x the reference's time" in test["output"], test["output"]
+    limit = float(test["output"].split("timed out after ")[1].split(" s")[0])
+    assert limit < 300  # from the reference's pace (at least the floor of 2 s), not the marker
+    honest = grade_submission(assignment, solution)
+    assert honest["score"] == 1, honest["tests"][0]["output"]

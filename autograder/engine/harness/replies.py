@@ -6,11 +6,11 @@
     }
 
 in the probes module itself, as a plain literal (or `REPLIES["probe"] = {...}` next to a probe, after it): the
-harness reads it with `ast.literal_eval` and never imports the module (it imports the submission). A reply with a key that is not declared, without a required key (one
-not ending in "?"), or with a value of another kind fails the call before any test reads it, so nothing the
-submission adds to a reply is kept by the harness. Kinds: array (numpy or torch), number (int or float, not
-bool), flag (bool), text, none, list, map (a dict), any; "a|b" allows either. What is inside a list or map is the
-grader test's to check (with the messages that say what is wrong).
+harness reads it with `ast.literal_eval` and never imports the module (it imports the submission). A reply with a
+key that is not declared, without a required key (one not ending in "?"), or with a value of another kind fails
+the call before any test reads it, so nothing the submission adds to a reply is kept by the harness. Kinds: array
+(numpy or torch), number (int or float, not bool), flag (bool), text, none, list, map (a dict), any; "a|b" allows
+either. What is inside a list or map is the grader test's to check (with the messages that say what is wrong).
 """
 
 from __future__ import annotations

@@ -9,6 +9,7 @@ return fails the call with `StudentError`.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
@@ -378,13 +379,26 @@ class ProbeRunner:
         self.log = log
         self.side = side
         self.server = server  # workers are forked by it; without one, each is a process (and sandbox) of its own
+        self._timeout_note = ""  # appended to a timeout's message within `time_limit`
         self._worker: WorkerProcess | ForkedWorker | None = None
         self.calls: list[dict] = []  # (probe, seconds) of each call, for timing reports
+
+    @contextlib.contextmanager
+    def time_limit(self, seconds: float, why: str = ""):
+        """Within the block, calls time out after `seconds` (never more than the test's own timeout); `why` is
+        added to the timeout's message."""
+        saved = self.timeout, self._timeout_note
+        self.timeout, self._timeout_note = min(self.timeout, max(0.001, float(seconds))), why
+        try:
+            yield self
+        finally:
+            self.timeout, self._timeout_note = saved
 
     def start(self) -> None:
         """Start this side's worker now if none is running (it imports `spec.preload` while the harness goes on)."""
         if self._worker is None:
-            self._worker = self.server.spawn(self.log) if self.server is not None else WorkerProcess(self.spec, self.log)
+            self._worker = (self.server.spawn(self.log) if self.server is not None
+                            else WorkerProcess(self.spec, self.log))
 
     def run(self, probe: str, /, **inputs) -> dict:
         """Run `probe(**inputs)` in this side's worker and return its outputs (plain values and arrays)."""
@@ -399,7 +413,8 @@ class ProbeRunner:
             reply = worker.call(probe, inputs, self.timeout)
         except wire.WireTimeout:
             self.close(grace=0)
-            raise error(f"{probe}: timed out after {self.timeout:g} s (the worker was stopped)") from None
+            raise error(f"{probe}: timed out after {self.timeout:g} s (the worker was stopped){self._timeout_note}"
+                        ) from None
         except wire.WireClosed:
             worker.wait_exit(2)
             how = worker.exit_description()

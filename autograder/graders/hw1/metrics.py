@@ -15,8 +15,9 @@ from functools import lru_cache
 import numpy as np
 import torch
 
-from autograder.scoring.training_audit import (TrajectoryMismatch, audit_trajectory, checkpoint_steps, episodes_not_replayed,
-                                       spacing)
+from autograder.scoring.training_audit import (TrajectoryMismatch, audit_trajectory, checkpoint_steps,
+                                               episodes_not_replayed, spacing)
+from autograder.scoring.training_time import run_paced
 from hw1_episodes import PIXEL_TOLERANCE, draw_episodes, hide_query_labels, store_and_index
 from omniglot_data.trajectory import EpisodeDigest, parameters_of
 
@@ -82,9 +83,9 @@ def _train_and_score(student, reference, model: str, budget, device: str, *, tra
     every = spacing(steps, AUDIT_CHECKPOINTS)
     boundaries = checkpoint_steps(steps, every)
     initial = reference.run("initial_state", seed=init_seed, **case)["state"]
-    commitment = student.run("train_model", **case, meta_batch_size=batch_size, learning_rate=learning_rate,
-                             steps=steps, seed=train_seed, device=device, initial_state=initial,
-                             checkpoint_every=every)
+    commitment = run_paced(student, reference, "train_model",
+                           dict(**case, meta_batch_size=batch_size, learning_rate=learning_rate, steps=steps,
+                                seed=train_seed, device=device, initial_state=initial, checkpoint_every=every), steps)
 
     episode_bytes = samples_per_class * num_classes * (784 + num_classes) * 4
     chunk_steps = max(1, REPLAY_CHUNK_BYTES // (batch_size * episode_bytes))

@@ -23,6 +23,7 @@ import torch
 
 from autograder import SOLUTIONS_DIR
 from autograder.scoring.training_audit import audit_trajectory, checkpoint_steps, spacing
+from autograder.scoring.training_time import run_paced
 from omniglot_data.trajectory import parameters_of
 
 CALL_TIMEOUT = 1800  # seconds per probe call when calibrating (grading uses the test's timeout marker)
@@ -96,7 +97,8 @@ def _trained_weights(student, reference, train_probe: str, replay_probe: str, in
     committed trajectory (`outputs(states)`: the reference's outputs of training states on a probe batch); the
     trained parameters."""
     every = spacing(steps, AUDIT_CHECKPOINTS)
-    commitment = student.run(train_probe, **inputs, **dict([initial]), steps=steps, checkpoint_every=every)
+    commitment = run_paced(student, reference, train_probe,
+                           {**inputs, **dict([initial]), "steps": steps, "checkpoint_every": every}, steps)
     boundaries = checkpoint_steps(steps, every)
 
     def replay(state, k):  # the reference regenerates the provided sampler's stream itself: nothing to fetch
