@@ -51,6 +51,7 @@ class SandboxLimits:
     output_kb: int = 64  # captured stdout+stderr kept per test
     reply_mb: int = 256  # largest reply frame accepted from the worker
     threads: int = 1  # OMP/MKL threads in the worker
+    harness_memory_mb: int = 8192  # address space of the trusted harness (CPU runs): what workers send it is bounded
 
     @classmethod
     def from_table(cls, table: dict, source: Path) -> "SandboxLimits":

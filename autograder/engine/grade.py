@@ -225,6 +225,8 @@ def grade_submission(
         ini_path = harness_dir / "pytest.ini"
         ini_path.write_text("[pytest]\npython_files = test_*.py\n")
         command = _harness_command(assignment, config_path, ini_path, targets)
+        if cuda_index(device) is None:  # the harness holds what workers send: bounded too (CUDA maps far more)
+            command = ["prlimit", f"--as={assignment.limits.harness_memory_mb * 1024 * 1024}", "--", *command]
         problem, harness_pid = _run_harness(command, _harness_env(harness_dir), harness_dir,
                                             harness_dir / "harness.log", assignment.total_timeout)
         extra = {"assignment": assignment.name, "profile": profile, "device": device, "sandbox": mode,

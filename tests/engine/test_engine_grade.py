@@ -434,3 +434,15 @@ def test_training_that_never_ends_fails_at_the_reference_paced_limit(toy, tmp_pa
     assert limit < 300  # from the reference's pace (at least the floor of 2 s), not the marker
     honest = grade_submission(assignment, solution)
     assert honest["score"] == 1, honest["tests"][0]["output"]
+
+
+def test_the_harness_runs_under_its_own_memory_limit(toy, tmp_path):
+    """What workers send lands in the harness: its address space is capped too (harness_memory_mb, CPU runs)."""
+    graders = _toy_graders_without_tests(tmp_path)
+    config = graders / "assignment.toml"
+    config.write_text(config.read_text().replace("[sandbox]\n", "[sandbox]\nharness_memory_mb = 3000\n"))
+    (graders / "test_limit.py").write_text(
+        "import resource\n\nimport pytest\n\n\n@pytest.mark.points(1)\n"
+        "def test_limit():\n    assert resource.getrlimit(resource.RLIMIT_AS)[0] == 3000 * 1024 * 1024\n")
+    assignment = load_assignment(graders, solutions_dir=TOY / "solution", release_dir=TOY / "release")
+    assert grade_submission(assignment, TOY / "solution")["score"] == 1

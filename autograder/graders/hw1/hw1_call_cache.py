@@ -17,6 +17,8 @@ import numpy as np
 from autograder.engine.harness import GraderError, StudentError
 
 _replies: dict[tuple[str, str], dict | BaseException] = {}
+CACHE_BYTES = 256 * 1024 * 1024  # arrays kept for the run at most; a reply beyond it is used once, not kept
+_cached_bytes = 0
 
 
 def _canonical(value):
@@ -38,15 +40,32 @@ def _canonical(value):
     return value
 
 
+def _array_bytes(value) -> int:
+    """Bytes of the arrays in a reply (what keeping it costs; the rest is small once the reply is declared)."""
+    if isinstance(value, dict):
+        return sum(_array_bytes(item) for item in value.values())
+    if isinstance(value, (list, tuple)):
+        return sum(_array_bytes(item) for item in value)
+    torch = sys.modules.get("torch")
+    if torch is not None and isinstance(value, torch.Tensor):
+        return value.element_size() * value.numel()
+    return value.nbytes if isinstance(value, np.ndarray) else 0
+
+
 def cached_run(runner, probe: str, **inputs) -> dict:
     """`runner.run(probe, **inputs)`, or the reply (or failure) of the same call made earlier in this run."""
+    global _cached_bytes
     key = (runner.side, json.dumps([probe, _canonical(inputs)], sort_keys=True))
-    if key not in _replies:
+    reply = _replies.get(key)
+    if reply is None:
         try:
-            _replies[key] = runner.run(probe, **inputs)
+            reply = runner.run(probe, **inputs)
         except (StudentError, GraderError) as failure:
-            _replies[key] = failure
-    reply = _replies[key]
+            reply = failure
+        size = 0 if isinstance(reply, BaseException) else _array_bytes(reply)
+        if _cached_bytes + size <= CACHE_BYTES:
+            _replies[key] = reply
+            _cached_bytes += size
     if isinstance(reply, BaseException):
         raise type(reply)(str(reply))
     return reply
