@@ -53,6 +53,11 @@ class SandboxLimits:
     threads: int = 1  # OMP/MKL threads in the worker
     harness_memory_mb: int = 8192  # address space of the trusted harness (CPU runs): what workers send it is bounded
 
+    @property
+    def sandbox_memory_mb(self) -> int:
+        """Memory of a whole sandbox, all its processes and its writable folders together (its cgroup's limit)."""
+        return self.memory_mb + 3 * self.tmpfs_mb
+
     @classmethod
     def from_table(cls, table: dict, source: Path) -> "SandboxLimits":
         known = {f.name for f in fields(cls)}

@@ -19,6 +19,7 @@ from pathlib import Path
 
 from autograder import REPO_ROOT
 from autograder.assignment import Assignment, AssignmentError, load_assignment
+from autograder.engine import cgroups
 from autograder.engine.harness.runner import _kill_all_of_uid
 from autograder.classroom.report import render_html, render_markdown, render_table
 from autograder.engine.results import build_results, read_events
@@ -161,6 +162,7 @@ def reap_orphaned_workers() -> list[int]:
                 if UID_BASE <= uid < UID_BASE + _WORKER_UID_SPAN and (uid - UID_BASE) not in uids}
     for uid in sorted(orphaned):
         _kill_all_of_uid(uid)
+    cgroups.remove_orphans()
     return sorted(orphaned)
 
 
@@ -232,6 +234,7 @@ def grade_submission(
         extra = {"assignment": assignment.name, "profile": profile, "device": device, "sandbox": mode,
                  "worker_start": worker_start if mode == "bwrap" else "fresh",
                  "inode_caps": mode == "bwrap" and inode_caps_available(),
+                 "cgroups": cgroups.available(),
                  "submitted_files": sorted(intake.files), "missing_files": intake.missing,
                  "rejected": intake.rejected,
                  "worker_uid": UID_BASE + harness_pid if os.geteuid() == 0 else os.geteuid()}

@@ -46,7 +46,8 @@ def _safe_calls(calls) -> list[dict]:
     if not isinstance(calls, list):
         return []
     return [{"probe": safe_text(call.get("probe", ""), 200), "seconds": _number(call.get("seconds")),
-             "worker_seconds": _number(call.get("worker_seconds"))} for call in calls if isinstance(call, dict)]
+             "cpu_seconds": _number(call.get("cpu_seconds")), "worker_seconds": _number(call.get("worker_seconds"))}
+            for call in calls if isinstance(call, dict)]
 
 
 def read_events(path: Path) -> list[dict]:

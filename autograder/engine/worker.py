@@ -238,6 +238,11 @@ class _ForkServer:
             os.closerange(high + 1, 1 << 16)
             _set_dumpable(1)
             wire.die_with_parent()
+            try:  # past the sandbox's memory limit, the kernel picks a worker's process, never the server
+                with open("/proc/self/oom_score_adj", "w") as stream:
+                    stream.write("1000")
+            except OSError:
+                pass
             os.chdir(_HERE)
             sys.path.insert(0, _HERE)
             # what a worker started on its own would see (the server's --fork-server FD is no business of the child)

@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 
 from autograder.assignment import load_assignment
+from autograder.engine import cgroups
 from autograder.engine.grade import grade_submission
 from autograder.engine.sandbox import inode_caps_available
 
@@ -123,6 +124,22 @@ def test_tensor_subclass_and_patched_torch_gain_nothing(tmp_path):
     assert _statuses(results) == ONLY_INTACT
     # what arrived is a plain tensor (its subclass methods never ran in the harness), so the comparison is honest
     assert "assert tensor(" in by_name(results)["test_attacked"]["output"]
+
+
+@pytest.mark.parametrize("worker_start", ["fork", "fresh"])
+def test_memory_across_processes_is_bounded_by_the_sandboxs_cgroup(tmp_path, worker_start):
+    if cgroups.available() == "none":
+        pytest.skip("a limit on the sandbox as a whole needs cgroups (a grader running as root, with the memory and "
+                    "pids controllers)")
+    graders = tmp_path / "graders"  # 1.2 GiB written page by page: more than the corpus's 3 s on a loaded machine
+    shutil.copytree(ATTACK / "graders", graders)
+    test_file = graders / "test_attack.py"
+    test_file.write_text(test_file.read_text().replace("@pytest.mark.timeout(3)", "@pytest.mark.timeout(60)"))
+    assignment = load_assignment(graders, solutions_dir=ATTACK / "solution", release_dir=ATTACK / "release")
+    results = _grade(assignment, _submit(tmp_path, "memory_across_processes"), worker_start)
+    assert results["extra_data"]["cgroups"] in ("v1", "v2")
+    assert _statuses(results) == ONLY_INTACT
+    assert "all_held=False" in by_name(results)["test_attacked"]["output"]
 
 
 def test_network_is_unreachable(attack, tmp_path):

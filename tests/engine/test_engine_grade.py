@@ -446,3 +446,25 @@ def test_the_harness_runs_under_its_own_memory_limit(toy, tmp_path):
         "def test_limit():\n    assert resource.getrlimit(resource.RLIMIT_AS)[0] == 3000 * 1024 * 1024\n")
     assignment = load_assignment(graders, solutions_dir=TOY / "solution", release_dir=TOY / "release")
     assert grade_submission(assignment, TOY / "solution")["score"] == 1
+
+
+def test_each_sandbox_has_a_cgroup_that_grading_removes(toy, tmp_path):
+    from autograder.engine import cgroups
+    from autograder.engine.sandbox import UID_BASE
+
+    if cgroups.available() == "none":
+        pytest.skip("no writable cgroups here (needs root and the memory and pids controllers)")
+    results = grade_submission(toy, TOY / "solution")
+    assert results["extra_data"]["cgroups"] == cgroups.available()
+    harness_pid = results["extra_data"]["worker_uid"] - UID_BASE
+    roots = [Path(point) / cgroups.PARENT for point, kind, _ in cgroups._mounts()]
+    left = [folder for root in roots if root.is_dir() for folder in root.glob(f"sandbox-{harness_pid}-*")]
+    assert left == [], left
+    # a run killed outright leaves its (empty) group behind: the next grading removes it
+    group = cgroups.Cgroup.create(64, 8)
+    orphan = {name: folder.with_name(f"sandbox-4194305-{folder.name.rsplit('-', 1)[1]}")
+              for name, folder in group.folders.items()}
+    for name, folder in group.folders.items():
+        folder.rename(orphan[name])
+    assert set(cgroups.remove_orphans()) == {folder.name for folder in orphan.values()}
+    assert not any(folder.exists() for folder in orphan.values())

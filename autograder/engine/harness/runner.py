@@ -22,6 +22,7 @@ import threading
 import time
 
 from autograder.engine import wire
+from autograder.engine.cgroups import Cgroup
 from autograder.engine.harness.replies import reply_problem
 from autograder.engine.sandbox import WorkerSpec, fork_server_command, prepare_workdir, sandbox_uid, worker_command
 
@@ -70,9 +71,12 @@ class OutputLog:
 class _WorkerChannel:
     """The pipes to one running worker: requests and replies, and its output drained into the test's log."""
 
-    def __init__(self, spec: WorkerSpec, log: OutputLog, requests_fd: int, replies_fd: int, output_fd: int):
+    def __init__(self, spec: WorkerSpec, log: OutputLog, requests_fd: int, replies_fd: int, output_fd: int,
+                 cgroup: Cgroup | None = None):
         self.spec = spec
         self.log = log
+        self.cgroup = cgroup  # the sandbox's control group, when the host gives one
+        self._oom_kills = cgroup.oom_kills() if cgroup is not None else 0
         self.limits = wire.WireLimits(max_payload_bytes=spec.limits.reply_mb * 1024 * 1024)
         self._requests = requests_fd
         self._replies = replies_fd
@@ -115,6 +119,13 @@ class _WorkerChannel:
         if errors:
             raise wire.WireClosed(f"the worker closed its request pipe ({errors[0]})")
 
+    def oom_killed(self) -> bool:
+        """Whether the kernel killed a process of this worker's sandbox for its memory since the worker started."""
+        return self.cgroup is not None and self.cgroup.oom_kills() > self._oom_kills
+
+    def cpu_seconds(self) -> float | None:
+        return self.cgroup.cpu_seconds() if self.cgroup is not None else None
+
     def _close_pipes(self) -> None:
         _close_quietly(self._requests)
         _close_quietly(self._replies)
@@ -135,9 +146,12 @@ class WorkerProcess(_WorkerChannel):
 
     def __init__(self, spec: WorkerSpec, log: OutputLog):
         self._workdir = prepare_workdir(spec, sandbox_uid())
+        cgroup = _sandbox_cgroup(spec) if spec.mode != "trusted" else None
         (requests, requests_end), (replies, replies_end), (output, output_end) = _pipes()
         try:
             command, env, cwd = worker_command(spec, requests_end, replies_end, self._workdir)
+            if cgroup is not None:
+                command = cgroup.enter(command)
             self.process = subprocess.Popen(
                 command, stdin=subprocess.DEVNULL, stdout=output_end, stderr=output_end, env=env, cwd=cwd,
                 pass_fds=(requests_end, replies_end),
@@ -148,11 +162,13 @@ class WorkerProcess(_WorkerChannel):
         except BaseException:
             for fd in (requests, replies, output):
                 os.close(fd)
+            if cgroup is not None:
+                cgroup.destroy()
             raise
         finally:
             for fd in (requests_end, replies_end, output_end):
                 os.close(fd)
-        super().__init__(spec, log, requests, replies, output)
+        super().__init__(spec, log, requests, replies, output, cgroup)
 
     def exit_description(self) -> str:
         code = self.process.poll()
@@ -186,6 +202,8 @@ class WorkerProcess(_WorkerChannel):
         self.process.wait()
         if self.spec.mode == "insecure":
             _kill_all_of_uid(sandbox_uid())
+        if self.cgroup is not None:
+            self.cgroup.destroy()
         self._close_pipes()
         if self._workdir is not None:
             shutil.rmtree(self._workdir, ignore_errors=True)
@@ -217,6 +235,7 @@ class ForkServer:
         self.starts = 0
         self._fresh = True  # the next request goes to a server still importing `preload`
         self._process: subprocess.Popen | None = None
+        self.cgroup: Cgroup | None = None
         self._socket: socket.socket | None = None
         self._reader: threading.Thread | None = None
 
@@ -244,20 +263,24 @@ class ForkServer:
                 for fd in (requests_end, replies_end, output_end):
                     os.close(fd)
             self._fresh = False
-            return ForkedWorker(self, log, requests, replies, output)
+            return ForkedWorker(self, log, requests, replies, output, self.cgroup)
         raise AssertionError("unreachable")
 
     def _start(self) -> None:
         mine, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
         output_read, output_write = os.pipe()
+        self.cgroup = _sandbox_cgroup(self.spec)
         try:
             command, env, cwd = fork_server_command(self.spec, theirs.fileno())
+            if self.cgroup is not None:
+                command = self.cgroup.enter(command)
             self._process = subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=output_write,
                                              stderr=output_write, env=env, cwd=cwd, pass_fds=(theirs.fileno(),),
                                              start_new_session=True)
         except BaseException:
             mine.close()
             os.close(output_read)
+            self._destroy_cgroup()
             raise
         finally:
             theirs.close()
@@ -313,6 +336,7 @@ class ForkServer:
                 pass
             self._process.wait()
             self._process = None
+        self._destroy_cgroup()
         if self._socket is not None:
             self._socket.close()
             self._socket = None
@@ -322,14 +346,20 @@ class ForkServer:
 
     close = kill
 
+    def _destroy_cgroup(self) -> None:
+        if self.cgroup is not None:
+            self.cgroup.destroy()
+            self.cgroup = None
+
 
 class ForkedWorker(_WorkerChannel):
     """A worker forked by a `ForkServer`: the same calls as a `WorkerProcess`; its end goes through the server."""
 
-    def __init__(self, server: ForkServer, log: OutputLog, requests: int, replies: int, output: int):
+    def __init__(self, server: ForkServer, log: OutputLog, requests: int, replies: int, output: int,
+                 cgroup: Cgroup | None):
         self.server = server
         self._status = "still running"
-        super().__init__(server.spec, log, requests, replies, output)
+        super().__init__(server.spec, log, requests, replies, output, cgroup)
 
     def exit_description(self) -> str:
         return self._status
@@ -341,6 +371,11 @@ class ForkedWorker(_WorkerChannel):
         _close_quietly(self._requests)  # a well-behaved worker exits on EOF
         self._status = self.server.end(grace)
         self._close_pipes()
+
+
+def _sandbox_cgroup(spec: WorkerSpec) -> Cgroup | None:
+    """A control group for one sandbox (memory of all its processes and folders, its process count), if any."""
+    return Cgroup.create(spec.limits.sandbox_memory_mb, spec.limits.max_processes + 16)
 
 
 def _drain_into(fd: int, log: OutputLog) -> None:
@@ -408,7 +443,7 @@ class ProbeRunner:
         except Exception as exc:  # the machinery failed, not the student's code
             raise GraderError(f"{probe}: could not start the {self.side} worker: {exc}") from exc
         worker = self._worker
-        started = time.perf_counter()
+        started, cpu_started = time.perf_counter(), worker.cpu_seconds()
         try:
             reply = worker.call(probe, inputs, self.timeout)
         except wire.WireTimeout:
@@ -417,13 +452,19 @@ class ProbeRunner:
                         ) from None
         except wire.WireClosed:
             worker.wait_exit(2)
-            how = worker.exit_description()
+            how, out_of_memory = worker.exit_description(), worker.oom_killed()
             self.close(grace=0)
+            if out_of_memory:
+                raise error(f"{probe}: ran out of memory: the worker's processes together passed the sandbox's "
+                            f"{self.spec.limits.sandbox_memory_mb} MiB (their memory and the files written to its "
+                            f"folders), and the kernel stopped one ({how})") from None
             raise error(f"{probe}: the worker process {how} before replying{self._memory_hint(how)}") from None
         except wire.WireError as exc:
             self.close(grace=0)
             raise error(f"{probe}: unusable reply from the worker: {exc}") from None
+        cpu_now = worker.cpu_seconds()
         self.calls.append({"probe": probe, "seconds": time.perf_counter() - started,
+                           "cpu_seconds": None if cpu_started is None or cpu_now is None else cpu_now - cpu_started,
                            "worker_seconds": reply.get("seconds")})
         if reply["ok"]:
             outputs = reply.get("outputs")
