@@ -51,6 +51,7 @@ class SandboxLimits:
     output_kb: int = 64  # captured stdout+stderr kept per test
     reply_mb: int = 256  # largest reply frame accepted from the worker
     threads: int = 1  # OMP/MKL threads in the worker
+    cpu_cores: float = 2.0  # CPU time a call may use, in cores' worth of its timeout (needs cgroups to count it)
     harness_memory_mb: int = 8192  # address space of the trusted harness (CPU runs): what workers send it is bounded
 
     @property
@@ -65,8 +66,10 @@ class SandboxLimits:
         if unknown:
             raise AssignmentError(f"{source}: unknown [sandbox] keys {sorted(unknown)}; known keys are {sorted(known)}")
         for key, value in table.items():
-            if type(value) is not int or value <= 0:
-                raise AssignmentError(f"{source}: [sandbox] {key} must be a positive integer, got {value!r}")
+            number_types = (int, float) if key == "cpu_cores" else (int,)
+            if type(value) not in number_types or value <= 0:
+                kind = "number" if key == "cpu_cores" else "integer"
+                raise AssignmentError(f"{source}: [sandbox] {key} must be a positive {kind}, got {value!r}")
         return cls(**table)
 
 

@@ -142,6 +142,20 @@ def test_memory_across_processes_is_bounded_by_the_sandboxs_cgroup(tmp_path, wor
     assert "all_held=False" in by_name(results)["test_attacked"]["output"]
 
 
+def test_cpu_time_of_a_call_is_bounded_by_the_sandboxs_cgroup(tmp_path):
+    if cgroups.available() == "none":
+        pytest.skip("CPU time of a whole sandbox is counted by its cgroup (a grader running as root)")
+    graders = tmp_path / "graders"  # half a core's worth of the 3 s timeout: 1.5 s of CPU, hit before the 3 s
+    shutil.copytree(ATTACK / "graders", graders)
+    config = graders / "assignment.toml"
+    config.write_text(config.read_text().replace("[sandbox]\n", "[sandbox]\ncpu_cores = 0.5\n"))
+    assignment = load_assignment(graders, solutions_dir=ATTACK / "solution", release_dir=ATTACK / "release")
+    results = _grade(assignment, _submit(tmp_path, "cpu_hog"))
+    assert _statuses(results) == ONLY_INTACT
+    output = by_name(results)["test_attacked"]["output"]
+    assert "of CPU time, more than the 1.5 s allowed" in output, output
+
+
 def test_network_is_unreachable(attack, tmp_path):
     with socket.socket() as listener:
         listener.bind(("127.0.0.1", 0))

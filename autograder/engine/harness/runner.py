@@ -14,6 +14,7 @@ import json
 import os
 import re
 import secrets
+import select
 import shutil
 import signal
 import socket
@@ -25,6 +26,10 @@ from autograder.engine import wire
 from autograder.engine.cgroups import Cgroup
 from autograder.engine.harness.replies import reply_problem
 from autograder.engine.sandbox import WorkerSpec, fork_server_command, prepare_workdir, sandbox_uid, worker_command
+
+
+class CpuTimeExceeded(wire.WireTimeout):
+    """The worker's sandbox used more CPU time during a call than the call may (`cpu_cores` x its timeout)."""
 
 
 class StudentError(AssertionError):
@@ -93,13 +98,26 @@ class _WorkerChannel:
         # earlier call) cannot pass for its reply.
         nonce = secrets.token_hex(16)
         frame = wire.encode({"op": "call", "probe": probe, "inputs": inputs, "nonce": nonce})
+        cpu_started = self.cpu_seconds()
         self._send(frame, deadline)
+        if cpu_started is not None:
+            self._await_reply(deadline, cpu_started, self.spec.limits.cpu_cores * timeout)
         reply = wire.read_message(self._replies, self.limits, deadline)
         if reply.get("op") != "reply" or not isinstance(reply.get("ok"), bool):
             raise wire.WireError("the reply frame is not a probe reply")
         if reply.get("nonce") != nonce:
             raise wire.WireError("a reply frame that does not answer this call (written out of turn)")
         return reply
+
+    def _await_reply(self, deadline: float, cpu_started: float, cpu_limit: float) -> None:
+        """Wait for the reply's first byte (or the deadline), checking the sandbox's CPU time as it goes."""
+        while (left := deadline - time.monotonic()) > 0:
+            ready, _, _ = select.select([self._replies], [], [], min(left, 0.25))
+            if ready:
+                return
+            used = (self.cpu_seconds() or cpu_started) - cpu_started
+            if used > cpu_limit:
+                raise CpuTimeExceeded(f"{used:.1f} s of CPU time, more than the {cpu_limit:g} s allowed")
 
     def _send(self, frame: bytes, deadline: float) -> None:
         # Sent from a thread: a worker that never reads its requests must not block the harness past the deadline.
@@ -446,6 +464,10 @@ class ProbeRunner:
         started, cpu_started = time.perf_counter(), worker.cpu_seconds()
         try:
             reply = worker.call(probe, inputs, self.timeout)
+        except CpuTimeExceeded as exc:
+            self.close(grace=0)
+            raise error(f"{probe}: used {exc} ({self.spec.limits.cpu_cores:g} cores' worth of its {self.timeout:g} s "
+                        "timeout; the worker was stopped): run on fewer processes or threads") from None
         except wire.WireTimeout:
             self.close(grace=0)
             raise error(f"{probe}: timed out after {self.timeout:g} s (the worker was stopped){self._timeout_note}"
