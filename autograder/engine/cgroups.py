@@ -61,12 +61,19 @@ def _v2_root() -> Path | None:
 
 
 def available() -> str:
-    """"v1", "v2" or "none": what `Cgroup.create` would use here."""
+    """"v1", "v2" or "none": what `Cgroup.create` would use here (mounted, and writable by us)."""
     if os.geteuid() != 0:
         return "none"
-    if _v1_roots() is not None:
+    roots = _v1_roots()
+    if roots is not None and all(_writable(root) for root in roots.values()):
         return "v1"
-    return "v2" if _v2_root() is not None else "none"
+    root = _v2_root()
+    return "v2" if root is not None and _writable(root) else "none"
+
+
+def _writable(root: Path) -> bool:
+    parent = root / PARENT
+    return os.access(parent if parent.is_dir() else root, os.W_OK)
 
 
 class Cgroup:
