@@ -31,6 +31,7 @@ import pytest
 from autograder import GRADERS_DIR
 from autograder.assignment import load_assignment
 from omniglot_data.testing import store  # noqa: F401 (the fixture: skips without the data)
+from validity_corpus import WORKER_START
 
 FIXTURES_DIR = Path(__file__).resolve().parent / "fixtures" / "degenerate"
 MANIFEST = json.loads((FIXTURES_DIR / "manifest.json").read_text())
@@ -94,7 +95,7 @@ def _grade(assignment, submission: Path, select: list[str]) -> tuple[dict, float
     from autograder.engine.grade import grade_submission
 
     started = time.perf_counter()
-    results = grade_submission(assignment, submission, profile=PROFILE, select=select)
+    results = grade_submission(assignment, submission, profile=PROFILE, select=select, worker_start=WORKER_START)
     return results, time.perf_counter() - started
 
 

@@ -21,7 +21,7 @@ import pytest
 from autograder import GRADERS_DIR, REPO_ROOT, SOLUTIONS_DIR
 from autograder.assignment import load_assignment
 from omniglot_data.testing import store  # noqa: F401 (the fixture: skips without the data)
-from validity_corpus import CorpusError, build_submission, load_variants
+from validity_corpus import WORKER_START, CorpusError, build_submission, load_variants
 
 CORPUS_DIR = Path(__file__).resolve().parent / "fixtures" / "validity" / "hw1"
 HW1_GRADERS = GRADERS_DIR / "hw1"
@@ -48,7 +48,7 @@ def hw1(store, sandbox):
 def _grade(assignment, submission, select=None):
     from autograder.engine.grade import grade_submission
 
-    return grade_submission(assignment, submission, profile=PROFILE, select=select)
+    return grade_submission(assignment, submission, profile=PROFILE, select=select, worker_start=WORKER_START)
 
 
 def _by_id(results: dict) -> dict:

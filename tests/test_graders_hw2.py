@@ -25,7 +25,8 @@ from autograder.assignment import load_assignment
 from autograder.engine.grade import grade_submission
 from autograder.engine.sandbox import SandboxUnavailable, check_bwrap
 from omniglot_data.testing import store  # noqa: F401 (the fixture: skips without the data)
-from validity_corpus import CorpusError, Variant, build_submission, replace_method, replace_region, substitute
+from validity_corpus import (WORKER_START, CorpusError, Variant, build_submission, replace_method, replace_region,
+                             substitute)
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 GRADERS_DIR = REPO_ROOT / "autograder" / "graders" / "hw2"
@@ -130,7 +131,8 @@ def corpus_results(hw2_grader, tmp_path_factory, request):
 
     def grade(item):
         name, (submission, select) = item
-        return name, grade_submission(hw2_grader, submission, profile="cpu", device="cpu", select=select)
+        return name, grade_submission(hw2_grader, submission, profile="cpu", device="cpu", select=select,
+                                      worker_start=WORKER_START)
 
     # The slowest (the two full gradings) first, so that the pool stays busy to the end.
     with ThreadPoolExecutor(PARALLEL_GRADINGS) as pool:

@@ -9,11 +9,16 @@ tests instead of silently testing nothing.
 from __future__ import annotations
 
 import ast
+import os
 import re
 import textwrap
 import tomllib
 from dataclasses import dataclass
 from pathlib import Path
+
+# How the corpus gradings start each test's worker: the fork server (the default) or, with
+# GRADING_WORKER_START=fresh, a fresh sandbox per test (to check that the switch changes no grade).
+WORKER_START = os.environ.get("GRADING_WORKER_START", "fork")
 
 BEGIN, END = "### BEGIN SOLUTION", "### END SOLUTION"
 
