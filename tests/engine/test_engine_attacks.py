@@ -113,13 +113,21 @@ def test_huge_output_is_capped_and_the_answer_still_counts(attack, tmp_path):
     assert "more bytes of output not shown (limit 16384 bytes per test)" in output
 
 
-def test_tensor_subclass_and_patched_torch_gain_nothing(tmp_path):
-    # importing torch can take longer than the corpus's 3 s call timeout on a loaded machine: allow 60 s here
+def _edited_attack(tmp_path: Path, file_name: str, old: str, new: str):
+    """The attack assignment with one text edit in one of its graders' files (a longer timeout, another limit)."""
     graders = tmp_path / "graders"
     shutil.copytree(ATTACK / "graders", graders)
-    test_file = graders / "test_attack.py"
-    test_file.write_text(test_file.read_text().replace("@pytest.mark.timeout(3)", "@pytest.mark.timeout(60)"))
-    assignment = load_assignment(graders, solutions_dir=ATTACK / "solution", release_dir=ATTACK / "release")
+    edited = graders / file_name
+    edited.write_text(edited.read_text().replace(old, new))
+    return load_assignment(graders, solutions_dir=ATTACK / "solution", release_dir=ATTACK / "release")
+
+
+LONGER_TIMEOUT = ("test_attack.py", "@pytest.mark.timeout(3)", "@pytest.mark.timeout(60)")
+
+
+def test_tensor_subclass_and_patched_torch_gain_nothing(tmp_path):
+    # importing torch can take longer than the corpus's 3 s call timeout on a loaded machine: allow 60 s here
+    assignment = _edited_attack(tmp_path, *LONGER_TIMEOUT)
     results = _grade(assignment, _submit(tmp_path, "tensor_subclass"))
     assert _statuses(results) == ONLY_INTACT
     # what arrived is a plain tensor (its subclass methods never ran in the harness), so the comparison is honest
@@ -131,11 +139,8 @@ def test_memory_across_processes_is_bounded_by_the_sandboxs_cgroup(tmp_path, wor
     if cgroups.available() == "none":
         pytest.skip("a limit on the sandbox as a whole needs cgroups (a grader running as root, with the memory and "
                     "pids controllers)")
-    graders = tmp_path / "graders"  # 1.2 GiB written page by page: more than the corpus's 3 s on a loaded machine
-    shutil.copytree(ATTACK / "graders", graders)
-    test_file = graders / "test_attack.py"
-    test_file.write_text(test_file.read_text().replace("@pytest.mark.timeout(3)", "@pytest.mark.timeout(60)"))
-    assignment = load_assignment(graders, solutions_dir=ATTACK / "solution", release_dir=ATTACK / "release")
+    # 1.2 GiB written page by page: more than the corpus's 3 s on a loaded machine
+    assignment = _edited_attack(tmp_path, *LONGER_TIMEOUT)
     results = _grade(assignment, _submit(tmp_path, "memory_across_processes"), worker_start)
     assert results["extra_data"]["cgroups"] in ("v1", "v2")
     assert _statuses(results) == ONLY_INTACT
@@ -145,11 +150,8 @@ def test_memory_across_processes_is_bounded_by_the_sandboxs_cgroup(tmp_path, wor
 def test_cpu_time_of_a_call_is_bounded_by_the_sandboxs_cgroup(tmp_path):
     if cgroups.available() == "none":
         pytest.skip("CPU time of a whole sandbox is counted by its cgroup (a grader running as root)")
-    graders = tmp_path / "graders"  # half a core's worth of the 3 s timeout: 1.5 s of CPU, hit before the 3 s
-    shutil.copytree(ATTACK / "graders", graders)
-    config = graders / "assignment.toml"
-    config.write_text(config.read_text().replace("[sandbox]\n", "[sandbox]\ncpu_cores = 0.5\n"))
-    assignment = load_assignment(graders, solutions_dir=ATTACK / "solution", release_dir=ATTACK / "release")
+    # half a core's worth of the 3 s timeout: 1.5 s of CPU, hit before the 3 s
+    assignment = _edited_attack(tmp_path, "assignment.toml", "[sandbox]\n", "[sandbox]\ncpu_cores = 0.5\n")
     results = _grade(assignment, _submit(tmp_path, "cpu_hog"))
     assert _statuses(results) == ONLY_INTACT
     output = by_name(results)["test_attacked"]["output"]
