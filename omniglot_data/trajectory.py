@@ -4,7 +4,7 @@ The graders' accuracy tests train the submission's code in a sandbox and must kn
 come from that training, from the initialisation the grader chose, and not from a file or a table. The training
 probe therefore commits to its trajectory as it goes, by the digest of its state every few steps; afterwards the
 grader asks for a few of those states, checks them against the digests, and replays the steps between them with
-the reference's own update (`autograder/scoring/training_audit.py`). This module is the part both sides share: the probe
+the reference's own update (in the grading engine, outside the sandbox). This module is the part both sides share: the probe
 computes the digests with it in the worker, the grader recomputes them with it in the harness.
 
 A training state is a flat dict of CPU tensors:

@@ -6,8 +6,8 @@
     python -m autograder release --assignment hw1 limit any of the above to one assignment (repeatable)
 
 Exit codes: 0 done / in sync; 1 `--check` found drift; 2 invalid markers or syntax in a source (also argparse's
-usage errors); 3 leak check failed (a solution line or marker text would be released); 4 cannot proceed (missing
-source folder, non-empty --out DIR without --force, nbgrader not installed, unsafe --out target).
+usage errors); 3 leak check failed (a solution line, marker text or instructor-only text would be released); 4 cannot
+proceed (missing source folder, non-empty --out DIR without --force, nbgrader not installed, unsafe --out target).
 
 Every run renders in memory, checks for leaks, and only then writes; each `hwN/` is replaced as a whole (built in a
 sibling temporary folder, then renamed into place), so files deleted from the sources disappear from the release and
@@ -28,6 +28,7 @@ import tempfile
 from pathlib import Path
 
 from autograder import ASSIGNMENTS, PACKAGE_DIR, REPO_ROOT, SOLUTIONS_DIR
+from autograder.release.leaks import find_leaks
 from autograder.release.markers import MarkupError
 from autograder.release.render import (LeakError, ReleasedFile, RenderedAssignment, is_executable, render_assignment,
                                        tree_files)
@@ -51,8 +52,8 @@ class CannotProceed(Exception):
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.epilog = ("exit codes: 0 done or in sync; 1 --check found differences; 2 invalid solution markers or usage; "
-                     "3 leak check failed (solution or marker text would be released); 4 cannot proceed (missing "
-                     "files, non-empty --out DIR without --force, nbgrader not installed)")
+                     "3 leak check failed (solution, marker or instructor-only text would be released); 4 cannot "
+                     "proceed (missing files, non-empty --out DIR without --force, nbgrader not installed)")
     mode = parser.add_mutually_exclusive_group()
     mode.add_argument("--check", action="store_true",
                       help="write nothing; exit 1 with a diff if hw1/, hw2/ differ from what the sources generate")
@@ -94,9 +95,9 @@ def execute(args: argparse.Namespace, source_root: Path, repo_root: Path) -> int
         return _fail(error.problems, "invalid solution markers: nothing was written", EXIT_MARKUP)
     except LeakError as error:
         return _fail(error.problems, "leak check failed, nothing was written: the lines above would show students part "
-                     "of a solution. Move a line that is not part of the answer out of its region; otherwise rewrite "
-                     "its copy outside the region (autograder/release/leaks.py says which lines are too trivial to count)",
-                     EXIT_LEAK)
+                     "of a solution or instructor-only text. Move a line that is not part of the answer out of its "
+                     "region; otherwise rewrite its copy outside the region (autograder/release/leaks.py says which "
+                     "lines are too trivial to count); say instructor matters in the students' own terms", EXIT_LEAK)
     except (CannotProceed, NbgraderMissing) as error:
         return _fail([], f"release: {error}", EXIT_CANNOT)
 
@@ -160,9 +161,13 @@ def export_student_tree(source_root: Path, repo_root: Path, out: Path, assignmen
     for template, name in STUDENT_TEMPLATES.items():
         text = string.Template((TEMPLATES_DIR / template).read_text(encoding="utf-8")).substitute(values)
         files[name] = ReleasedFile(text.encode("utf-8"))
-    forbidden = [path for path in files if any(part in path.lower() for part in FORBIDDEN_PATH_PARTS)]
+    forbidden = [f"{out}/{path}:1: instructor-only name in a student tree path"
+                 for path in files if any(part in path.lower() for part in FORBIDDEN_PATH_PARTS)]
+    # The assignments were checked when rendered; the copied files and the templates are checked here.
+    forbidden += find_leaks([], {f"{out}/{path}": file.data.decode("utf-8", errors="replace")
+                                 for path, file in files.items() if path.split("/")[0] not in assignments})
     if forbidden:
-        raise LeakError([f"{out}/{path}:1: instructor-only name in a student tree path" for path in forbidden])
+        raise LeakError(forbidden)
     _publish(files, out)
 
 

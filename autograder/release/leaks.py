@@ -1,4 +1,4 @@
-"""The leak check: no solution line and no nbgrader marker may reach the student release.
+"""The leak check: no solution line, no nbgrader marker and no instructor-only text may reach the student release.
 
 Lines are compared as token sequences (words and single punctuation characters), so spacing does not hide a leak, and
 a solution line also counts as leaked when it is only part of a released line, e.g. commented out
@@ -16,6 +16,11 @@ A reported line that is not part of the answer belongs outside the region; if it
 outside the region gives it away and must be rewritten. A generic line that has to stay in the region and also
 appears elsewhere (`with torch.no_grad():`) can be exempted, visibly and one line at a time, with the comment
 `# leak-check: ignore` on that line (the comment goes away with the region).
+
+Instructor-only text (`INSTRUCTOR_TEXT`) is what only makes sense on the instructors' side: the kit's commands
+(`python -m autograder ...`), paths and modules of `autograder/`, calibration, nbgrader, solution sources. The release
+speaks to students only, so any of it in any released file fails the release. The word "autograder" alone stays
+allowed: students know that a grader runs their code.
 """
 
 from __future__ import annotations
@@ -32,6 +37,10 @@ _NON_CONTENT_WORDS = frozenset(keyword.kwlist) | frozenset(keyword.softkwlist) |
 _MIN_NON_WHITESPACE_CHARS = 8
 _SEPARATOR = "\x1f"  # joins tokens; whitespace to the token pattern, so never part of a token
 IGNORE_PRAGMA = re.compile(r"#\s*leak-check:\s*ignore\b")
+INSTRUCTOR_TEXT = re.compile(
+    r"-m\s+autograder\b|\bautograder\s+(?:release|calibrate|grade|grade-all|gradescope)\b|\bautograder[/.]\w"
+    r"|\bcalibrat\w*|\bnbgrader\b|\b(?:solutions|graders)/|\binstructors?(?:'|\b(?:-only|:|\s+side))",
+    re.IGNORECASE)
 
 
 @dataclass(frozen=True)
@@ -71,6 +80,10 @@ def find_leaks(secrets: list[SolutionLine], released: dict[str, str]) -> list[st
             marker = MARKER_TEXT.search(line)
             if marker:
                 found.append((path, number, f"nbgrader marker text {marker.group()!r} in the release"))
+            instructor = INSTRUCTOR_TEXT.search(line)
+            if instructor:
+                found.append((path, number, f"instructor-only text {instructor.group()!r} in the release (students "
+                                            "cannot use it; say what they need in their own terms)"))
         # One search per needle over the whole file; the separators keep a match within one line and whole tokens.
         haystack = "\n".join(_joined(line) for line in lines)
         for needle, secret in needles.items():

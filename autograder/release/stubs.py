@@ -11,6 +11,7 @@ import ast
 import functools
 import json
 from collections import Counter
+from typing import NamedTuple
 
 from autograder.release.markers import BEGIN_SOLUTION, END_SOLUTION, MarkupError, SolutionRegion
 
@@ -42,12 +43,17 @@ def _clear_solutions():
     return nbformat, preprocessor
 
 
-def clear_solutions(source: str, regions: list[SolutionRegion], path: str) -> str:
-    """Return `source` with each of its (validated) `regions` replaced by a named NotImplementedError stub."""
+class ClearedSource(NamedTuple):
+    text: str  # the source with every solution region replaced by its stub
+    functions: tuple[str, ...]  # dotted names of the functions holding a stub, in file order, each once
+
+
+def clear_solutions(source: str, regions: list[SolutionRegion], path: str) -> ClearedSource:
+    """`source` with each of its (validated) `regions` replaced by a named NotImplementedError stub."""
     if _PLACEHOLDER in source:
         raise MarkupError([f"{path}:1: the file contains the release tool's reserved name {_PLACEHOLDER!r}"])
     if not regions:
-        return source
+        return ClearedSource(source, ())
     nbformat, preprocessor = _clear_solutions()
     notebook = nbformat.v4.new_notebook(
         cells=[nbformat.v4.new_code_cell(source)],
@@ -57,7 +63,7 @@ def clear_solutions(source: str, regions: list[SolutionRegion], path: str) -> st
     return _name_stubs(notebook.cells[0].source, regions, path)
 
 
-def _name_stubs(cleared: str, regions: list[SolutionRegion], path: str) -> str:
+def _name_stubs(cleared: str, regions: list[SolutionRegion], path: str) -> ClearedSource:
     try:
         tree = ast.parse(cleared, filename=path)
     except SyntaxError as error:
@@ -95,7 +101,7 @@ def _name_stubs(cleared: str, regions: list[SolutionRegion], path: str) -> str:
         lines[node.lineno - 1] = lines[node.lineno - 1].replace(_PLACEHOLDER, literal, 1)
     released = "\n".join(lines)
     compile(released, path, "exec", dont_inherit=True)  # what students get must compile, not just its placeholder form
-    return released
+    return ClearedSource(released, tuple(total))
 
 
 def _find_stubs(tree: ast.AST) -> list[tuple[ast.Raise, str | None]]:
