@@ -6,6 +6,7 @@ import os
 import shutil
 import subprocess
 import sys
+import tempfile
 import zipfile
 from pathlib import Path
 
@@ -143,3 +144,123 @@ def test_hw1_bundle_carries_hw1_only(tmp_path):
     assert not [n for n in entries if "hw2" in n]
     assert {f"assignment/graders/{p.relative_to(hw1.graders_dir).as_posix()}" for p in hw1.graders_dir.rglob("*")
             if p.is_file() and "__pycache__" not in p.parts} <= set(entries)
+
+
+@pytest.fixture
+def fake_bwrap_path():
+    """PATH with a `bwrap` that fails the way it does in containers that forbid user namespaces (in a folder the
+    sandbox uid can read: the check runs bwrap as that uid)."""
+    with tempfile.TemporaryDirectory() as folder:
+        bin_dir = Path(folder)
+        bin_dir.chmod(0o755)
+        (bin_dir / "bwrap").write_text("#!/bin/sh\necho 'bwrap: setting up uid map: Permission denied' >&2\nexit 1\n")
+        (bin_dir / "bwrap").chmod(0o755)
+        yield f"{bin_dir}{os.pathsep}{os.environ['PATH']}"
+
+
+def test_sandbox_fallback_reason_reaches_the_instructor_only(toy_bundle, tmp_path, fake_bwrap_path):
+    root = tmp_path / "autograder"
+    unpack(toy_bundle, root)
+    (root / "submission").mkdir(parents=True)
+    (root / "submission" / "toy.py").write_text(SOLUTION)
+    env = {**os.environ, "AUTOGRADER_ROOT": str(root), "AUTOGRADER_PYTHON": sys.executable,
+           "PATH": fake_bwrap_path}
+    done = subprocess.run([str(root / "source" / "run_autograder")], env=env, capture_output=True, text=True,
+                          timeout=300)
+    assert done.returncode == 0, done.stderr
+    results = json.loads((root / "results" / "results.json").read_text())
+    assert results["extra_data"]["sandbox"] == "insecure" and results["score"] == pytest.approx(FULL_SCORE)
+    reason = "setting up uid map: Permission denied"
+    assert reason in results["extra_data"][gradescope.SANDBOX_FALLBACK_KEY]  # kept in the results
+    assert reason in done.stdout and results["stdout_visibility"] == "hidden"  # Gradescope: instructors only
+    student_view = [results["output"]] + [test["output"] for test in results["tests"]]
+    assert not [text for text in student_view if reason in text]
+    assert "WITHOUT the sandbox" in results["output"]  # the student still learns that much
+
+
+def test_record_sandbox_fallback_refuses_a_file_that_is_not_results(tmp_path, capsys):
+    (tmp_path / "reason.txt").write_text("why")
+    (tmp_path / "results.json").write_text("[1, 2]")
+    assert gradescope.main(["record-sandbox-fallback", str(tmp_path / "results.json"),
+                            str(tmp_path / "reason.txt")]) == 2
+    assert "not a results.json object" in capsys.readouterr().err
+    assert gradescope.main(["record-sandbox-fallback", str(tmp_path / "missing.json"),
+                            str(tmp_path / "reason.txt")]) == 2
+    assert "missing.json" in capsys.readouterr().err
+
+
+def test_include_data_carries_the_archives_and_says_so(tmp_path):
+    archives = []
+    for name in ("images_background.zip", "images_evaluation.zip"):
+        archives.append(tmp_path / name)
+        archives[-1].write_bytes(b"zip bytes of " + name.encode())
+    toy = load_assignment(TOY / "graders")
+    entries = {e.name: e for e in gradescope.bundle_entries(toy, omniglot_archives=archives)}
+    assert entries["omniglot/images_background.zip"].data == archives[0].read_bytes()
+    assert entries["omniglot/images_evaluation.zip"].data == archives[1].read_bytes()
+    assert "OMNIGLOT_BUNDLED=1" in entries["bundle.env"].data.decode()
+    plain = {e.name: e for e in gradescope.bundle_entries(toy)}
+    assert "OMNIGLOT_BUNDLED=0" in plain["bundle.env"].data.decode()
+    assert not [name for name in plain if name.startswith("omniglot/")]
+
+
+def test_include_data_refuses_missing_archives_and_contradictions(tmp_path, capsys, monkeypatch):
+    monkeypatch.delenv("OMNIGLOT_MIRROR", raising=False)
+    monkeypatch.setenv("OMNIGLOT_DATA_DIR", str(tmp_path / "data"))
+    out = str(tmp_path / "b.zip")
+    assert main(["gradescope", str(TOY / "graders"), "-o", out, "--include-data"]) == 2
+    assert f"no Omniglot archives in {tmp_path / 'data' / 'downloads'}" in capsys.readouterr().err
+    (tmp_path / "mirror").mkdir()
+    (tmp_path / "mirror" / "images_background.zip").write_bytes(b"not a zip")
+    (tmp_path / "mirror" / "images_evaluation.zip").write_bytes(b"not a zip")
+    assert main(["gradescope", str(TOY / "graders"), "-o", out, "--include-data", "--mirror",
+                 str(tmp_path / "mirror")]) == 2
+    assert "corrupt or truncated zip" in capsys.readouterr().err
+    assert main(["gradescope", str(TOY / "graders"), "-o", out, "--include-data", "--without-data"]) == 2
+    assert "contradict" in capsys.readouterr().err
+    assert main(["gradescope", str(TOY / "graders"), "-o", out, "--mirror", str(tmp_path / "mirror")]) == 2
+    assert "add --include-data" in capsys.readouterr().err
+    assert not (tmp_path / "b.zip").exists()
+
+
+def offline(command: list[str]) -> list[str]:
+    """`command` in a network namespace of its own: nothing but loopback (as root: `unshare --net`)."""
+    return ["unshare", "--net", *command] if os.geteuid() == 0 else ["unshare", "--map-root-user", "--net", *command]
+
+
+def network_namespaces_work() -> bool:
+    return shutil.which("unshare") is not None and \
+        subprocess.run(offline(["true"]), capture_output=True).returncode == 0
+
+
+def run_setup_offline(bundle: Path, root: Path) -> subprocess.CompletedProcess:
+    """setup.sh of the bundle with the network cut; its apt and pip steps skipped (this Python has the packages)."""
+    unpack(bundle, root)
+    env = {**os.environ, "AUTOGRADER_ROOT": str(root), "AUTOGRADER_PYTHON": sys.executable, "AUTOGRADER_SKIP_APT": "1"}
+    env.pop("OMNIGLOT_MIRROR", None)
+    return subprocess.run(offline(["bash", str(root / "source" / "setup.sh")]), env=env, capture_output=True,
+                          text=True, timeout=900)
+
+
+MIRROR = os.environ.get("OMNIGLOT_MIRROR")
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not network_namespaces_work(), reason="cannot make a network namespace (unshare) here")
+@pytest.mark.skipif(not MIRROR, reason="OMNIGLOT_MIRROR (a folder with the two Omniglot zips) is not set")
+def test_setup_builds_the_bundled_data_without_network(tmp_path):
+    from omniglot_data.prepare import existing_build
+
+    with_data, without = tmp_path / "with_data.zip", tmp_path / "without.zip"
+    assert main(["gradescope", str(TOY / "graders"), "-o", str(with_data), "--include-data", "--mirror", MIRROR]) == 0
+    assert main(["gradescope", str(TOY / "graders"), "-o", str(without)]) == 0
+
+    # The control: a bundle without the archives cannot build the data here, so the network really is cut.
+    cut = run_setup_offline(without, tmp_path / "control")
+    assert cut.returncode == 3 and "no network" in cut.stderr, cut.stderr  # data_download.sh's exit code 3
+
+    done = run_setup_offline(with_data, tmp_path / "autograder")
+    assert done.returncode == 0, done.stderr
+    assert "from the archives in the bundle (no download)" in done.stderr
+    assert existing_build(tmp_path / "autograder" / "data") is not None  # complete and verified
+    assert (tmp_path / "autograder" / "source").stat().st_mode & 0o777 == 0o700
