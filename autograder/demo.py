@@ -35,6 +35,7 @@ def run(args) -> int:
     from autograder.assignment import AssignmentError, load_assignment
     from autograder.engine.grade import grade_submission
     from autograder.classroom.report import render_table
+    from autograder.engine.results import score_text
     from autograder.engine.sandbox import SandboxUnavailable
 
     unknown = [name for name in args.assignments if name not in ASSIGNMENTS]
@@ -79,7 +80,7 @@ def run(args) -> int:
             as_expected = scored >= results["max_score"] if expected == "full marks" else scored == 0
             if not as_expected:
                 failures += 1
-                print(f"demo: UNEXPECTED: the {label} of {name} scored {scored:g} / {results['max_score']:g}")
+                print(f"demo: UNEXPECTED: the {label} of {name} scored {score_text(results['tests'])}")
     _section("Summary")
     print("all as expected" if failures == 0 else f"{failures} unexpected result(s), see above")
     return 0 if failures == 0 else 1

@@ -6,8 +6,9 @@ with a message saying so. Extra credit follows Gradescope: the test's max_score 
 top, so the total may exceed max_score.
 
 Everything that may come from the submission (messages, its printed output, file names in the intake summary,
-timings a worker reported) passes `safe_text` / `_safe_calls` here, the one place every record is built from:
-results.json, the terminal table, the feedback reports, the gradebook and the CSV all read these results.
+timings a worker reported, the training curve its run reported) passes `safe_text` / `_safe_calls` / `safe_curve`
+here, the one place every record is built from: results.json, the terminal table, the feedback reports, the
+gradebook and the CSV all read these results. `score_text` is the one way a total is written for people.
 """
 
 from __future__ import annotations
@@ -16,6 +17,9 @@ import json
 import math
 import re
 from pathlib import Path
+
+from omniglot_data.training_curve import MAX_POINTS as MAX_CURVE_POINTS
+from omniglot_data.training_curve import SERIES as CURVE_SERIES
 
 NOT_REPORTED = "not graded: the grading harness stopped before reporting this test (counted as 0)"
 # Terminal and document control: C0 controls but tab and newline (ESC, carriage return, backspace, ...), DEL, C1
@@ -48,6 +52,70 @@ def _safe_calls(calls) -> list[dict]:
     return [{"probe": safe_text(call.get("probe", ""), 200), "seconds": _number(call.get("seconds")),
              "cpu_seconds": _number(call.get("cpu_seconds")), "worker_seconds": _number(call.get("worker_seconds"))}
             for call in calls if isinstance(call, dict)]
+
+
+def safe_curve(value, total_steps: int | None = None) -> tuple[dict | None, str | None]:
+    """A training curve from the sandbox (`omniglot_data.training_curve`) as plain numbers, or (None, why not).
+
+    Kept only when it is {"steps": [int], "loss": [...], "accuracy": [...]} with 1..MAX_CURVE_POINTS strictly
+    increasing steps from 1 (up to `total_steps`), each value a finite number or None. The submission may have
+    written any of it: a curve is only ever drawn, never scored, and one that is not what a probe sends is
+    dropped whole rather than repaired."""
+    if not isinstance(value, dict) or set(value) != {"steps", *CURVE_SERIES}:
+        return None, f"it is not a map of exactly steps, {', '.join(CURVE_SERIES)}"
+    steps = value["steps"]
+    if not isinstance(steps, list) or not 1 <= len(steps) <= MAX_CURVE_POINTS:
+        return None, f"it does not have 1 to {MAX_CURVE_POINTS} points"
+    if any(type(step) is not int for step in steps):
+        return None, "its steps are not whole numbers"
+    if steps[0] < 1 or any(later <= earlier for earlier, later in zip(steps, steps[1:])):
+        return None, "its steps do not increase from 1"
+    if total_steps is not None and steps[-1] > total_steps:
+        return None, f"its steps go past the {total_steps} steps trained"
+    curve = {"steps": list(steps)}
+    for name in CURVE_SERIES:
+        values = value[name]
+        if not isinstance(values, list) or len(values) != len(steps):
+            return None, f"its {name} is not one value per step"
+        if any(item is not None and _number(item) is None for item in values):
+            return None, f"its {name} holds something other than finite numbers"
+        curve[name] = [None if item is None else float(item) for item in values]
+    return curve, None
+
+
+def _safe_training_curve(record) -> dict | None:
+    """A test's training curve as the harness recorded it (`safe_curve` plus the grader's own numbers: the bar's
+    threshold and floor, the accuracy it measured), checked again here where every record is built."""
+    if not isinstance(record, dict):
+        return None
+    curve, _ = safe_curve({key: record.get(key) for key in ("steps", *CURVE_SERIES)})
+    if curve is None:
+        return None
+    return {**curve, **{key: _number(record.get(key)) for key in ("threshold", "floor", "measured")}}
+
+
+def score_parts(tests: list[dict]) -> tuple[float, float, float, bool]:
+    """(points, maximum, extra credit, whether any test is extra credit) of some tests of a results dict."""
+    regular = [test for test in tests if not test["extra_data"].get("extra_credit")]
+    extra = [test for test in tests if test["extra_data"].get("extra_credit")]
+    return (_round(sum(test["score"] for test in regular)), _round(sum(test["max_score"] for test in regular)),
+            _round(sum(test["score"] for test in extra)), bool(extra))
+
+
+def score_text(tests: list[dict]) -> str:
+    """A total as people read it: "80 / 80 + 10 extra credit" (Gradescope's `score` folds the extra credit in and
+    may pass the maximum; written that way, "90 / 80" reads as a mistake). "80 / 80" without extra-credit tests."""
+    points, maximum, extra, has_extra = score_parts(tests)
+    text = f"{points:g} / {maximum:g}"
+    return f"{text} + {extra:g} extra credit" if has_extra else text
+
+
+def score_line(tests: list[dict], withheld: int = 0) -> str:
+    """"Score: 80 / 80 + 10 extra credit", saying how many more tests are not shown (their points not counted)."""
+    line = f"Score: {score_text(tests)}"
+    if withheld:
+        line += f" ({withheld} more test{'s' if withheld != 1 else ''} not shown yet)"
+    return line
 
 
 def read_events(path: Path) -> list[dict]:
@@ -98,12 +166,16 @@ def build_results(events: list[dict], *, harness_problem: str | None, intake_sum
         if result and result.get("grader_error"):
             grader_errors.append(f"{entry['name']}: {safe_text(result.get('message', ''))}")
         message = safe_text((result or {}).get("message") or ("" if result else NOT_REPORTED))
+        explanation = safe_text((result or {}).get("explanation") or "")
+        if explanation and explanation not in message:  # a failed accuracy test's message is its explanation
+            message = f"{explanation}\n{message}".strip()
         output = safe_text((result or {}).get("output") or "")
         text = message
         if output.strip():
             text = f"{message}\n\n--- output of your code ---\n{output}".lstrip()
         if passed and fraction < 1:
             text = f"partial credit: {fraction:.0%} of {points:g} points\n{text}".rstrip()
+        curve = _safe_training_curve((result or {}).get("training_curve"))
         tests.append({
             "name": entry["name"],
             "score": _round(points * fraction),
@@ -114,25 +186,28 @@ def build_results(events: list[dict], *, harness_problem: str | None, intake_sum
             "extra_data": {"id": entry["id"], "extra_credit": extra_credit, "points": points,
                            "sandbox": extra_data.get("sandbox"),
                            "seconds": _round(float((result or {}).get("seconds", 0.0))),
-                           "calls": _safe_calls((result or {}).get("calls", []))},
+                           "calls": _safe_calls((result or {}).get("calls", [])),
+                           **({"training_curve": curve} if curve is not None else {})},
         })
 
-    output = []
+    notes = []
     if intake_summary:
-        output.append(safe_text(intake_summary))
+        notes.append(safe_text(intake_summary))
     if grader_errors:
-        output.append("GRADER ERROR (please tell the course staff): " + "\n".join(grader_errors))
+        notes.append("GRADER ERROR (please tell the course staff): " + "\n".join(grader_errors))
     if extra_data.get("sandbox") == "insecure":
-        output.append("WARNING: graded WITHOUT the sandbox (--insecure-no-sandbox).")
+        notes.append("WARNING: graded WITHOUT the sandbox (--insecure-no-sandbox).")
+    shown = [test for test in tests if test["visibility"] == "visible"]  # what every student sees at once
     return {
         "score": _round(sum(t["score"] for t in tests)),
         "max_score": _round(sum(t["max_score"] for t in tests)),
         "execution_time": _round(execution_time),
-        "output": "\n\n".join(output),
+        # Gradescope shows `output` above the tests: the total as people read it, then the notes
+        "output": "\n\n".join([score_line(shown, len(tests) - len(shown)), *notes]),
         "visibility": "visible",
         "stdout_visibility": "hidden",
         "tests": tests,
         "extra_data": {**extra_data, **({"rejected": safe_text(extra_data["rejected"])}
                                         if extra_data.get("rejected") is not None else {}),
-                       "grader_errors": grader_errors},
+                       "grader_errors": grader_errors, "notes": notes},
     }

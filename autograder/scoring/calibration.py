@@ -193,33 +193,57 @@ def grade_measured_accuracy(graders_dir, metric: str, measure, describe: str, *,
                             partial_credit, request, secret_initialisation: bool = True) -> None:
     """The body of an accuracy test: train the student's code, score its weights, award credit on the calibrated bar.
 
-    `measure(student, reference, profile, device, train_seed=, init_seed=, eval_seed=, data_dir=, notes=) -> float`
+    `measure(student, reference, profile, device, train_seed=, init_seed=, eval_seed=, data_dir=, notes=, curves=)
+    -> float`
     trains the submission in its worker from initial weights drawn with `init_seed` (fresh and secret on every run,
     like `eval_seed`; with `secret_initialisation=False` the graders' own seed, the one the bar's out-of-sample
     check used, for a model whose outcome under the budget depends on its initialisation), checks its trajectory,
     and scores the weights with the reference on test episodes drawn with `eval_seed`; `describe` says what was
     measured ("1000 secret 2-way 1-shot test-split episodes, after ...").
-    The student is told the accuracy and the bar; a missing, pending or stale bar is the grader's error, never the
-    student's.
+    It appends to `curves` (the training probe's `curve` reply, the steps trained) as soon as the training returns.
+    The student is told the accuracy and the bar (the test's explanation) and sees the training curve their run
+    reported (drawn in the feedback, even when the audit then fails; never scored); a missing, pending or stale bar
+    is the grader's error, never the student's.
     """
     import secrets
 
-    from autograder.engine.harness import GraderError, StudentError, run_data_dir
+    from autograder.engine.harness import GraderError, run_data_dir
 
     try:
         bar = load_bar(graders_dir, metric, profile.name, budget=dict(profile))
     except CalibrationError as error:
         raise GraderError(str(error)) from None
     notes: list[str] = []
-    accuracy = measure(student, reference, profile, profile.device, train_seed=GRADING_TRAIN_SEED,
-                       init_seed=secrets.randbits(31) if secret_initialisation else GRADING_TRAIN_SEED,
-                       eval_seed=secrets.randbits(63),
-                       data_dir=run_data_dir(request.config), notes=notes)
-    summary = "; ".join([f"query accuracy {accuracy:.3f} on {describe}", bar.describe(), *notes])
+    curves: list[tuple] = []
+    accuracy = None
     try:
-        student.run("say", text=summary)
-    except StudentError:
-        pass  # only the explanation is lost, not the score
+        accuracy = measure(student, reference, profile, profile.device, train_seed=GRADING_TRAIN_SEED,
+                           init_seed=secrets.randbits(31) if secret_initialisation else GRADING_TRAIN_SEED,
+                           eval_seed=secrets.randbits(63),
+                           data_dir=run_data_dir(request.config), notes=notes, curves=curves)
+    finally:
+        unusable = _record_training_curve(request, curves, bar, accuracy)
+    if unusable:
+        notes.append(unusable)
+    summary = "; ".join([f"query accuracy {accuracy:.3f} on {describe}", bar.describe(), *notes])
+    # the test's explanation, passed or not; the output of the student's code stays what their code printed
+    request.node.user_properties.append(("explanation", summary))
     credit = bar.credit(accuracy)
     assert credit > 0, summary
     partial_credit(credit)
+
+
+def _record_training_curve(request, curves: list[tuple], bar: Bar, accuracy: float | None) -> str | None:
+    """Leave the training curve the student's run reported (checked by `engine.results.safe_curve`) and the bar for
+    the feedback's plot (`request.node.user_properties`); why it is not shown when it cannot be."""
+    from autograder.engine.results import safe_curve
+
+    if not curves:
+        return None
+    reply, steps = curves[-1]
+    curve, problem = safe_curve(reply, total_steps=steps)
+    if curve is None:
+        return f"the training curve your run reported is not shown ({problem})"
+    request.node.user_properties.append(("training_curve", {**curve, "threshold": bar.threshold, "floor": bar.floor,
+                                                            "measured": accuracy}))
+    return None

@@ -6,7 +6,11 @@ results file named in the run config (`--autograder-config`):
 
     {"event": "collected", "tests": [{"id", "name", "points", "extra_credit", "visibility", "timeout"}, ...]}
     {"event": "collect_error", "where": ..., "message": ...}
-    {"event": "result", "id", "passed", "fraction", "message", "output", "grader_error", "seconds", "calls"}
+    {"event": "result", "id", "passed", "fraction", "message", "output", "grader_error", "seconds", "calls",
+     "explanation", "training_curve"}
+
+A test may leave `explanation` (text shown with its result, passed or not) and `training_curve` (the plain record
+`scoring.calibration.grade_measured_accuracy` builds) in pytest's `request.node.user_properties`.
     {"event": "finished", "exitstatus": N}
 
 Scores are not computed here: the grade process reads these lines and gives 0 to every collected test without a
@@ -319,6 +323,7 @@ def pytest_runtest_makereport(item, call):
             "grader_error": record["grader_error"],
             "seconds": time.monotonic() - (record["started"] or time.monotonic()),
             "calls": record["calls"],
+            **{key: value for key, value in item.user_properties if key in ("explanation", "training_curve")},
         })
 
 

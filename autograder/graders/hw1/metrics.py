@@ -74,7 +74,8 @@ def count_test_drawings(images, data_dir: str | None) -> int:
 
 
 def _train_and_score(student, reference, model: str, budget, device: str, *, train_seed: int, init_seed: int,
-                     eval_seed: int, train: bool, data_dir: str | None, notes: list | None) -> float:
+                     eval_seed: int, train: bool, data_dir: str | None, notes: list | None,
+                     curves: list | None) -> float:
     num_classes, samples_per_class = int(budget["num_classes"]), int(budget["num_shot"]) + 1
     case = dict(model=model, num_classes=num_classes, samples_per_class=samples_per_class,
                 hidden_dim=int(budget["hidden_dim"]))
@@ -86,6 +87,8 @@ def _train_and_score(student, reference, model: str, budget, device: str, *, tra
     commitment = run_paced(student, reference, "train_model",
                            dict(**case, meta_batch_size=batch_size, learning_rate=learning_rate, steps=steps,
                                 seed=train_seed, device=device, initial_state=initial, checkpoint_every=every), steps)
+    if curves is not None:
+        curves.append((commitment.get("curve"), steps))
 
     episode_bytes = samples_per_class * num_classes * (784 + num_classes) * 4
     chunk_steps = max(1, REPLAY_CHUNK_BYTES // (batch_size * episode_bytes))
@@ -152,10 +155,10 @@ def _train_and_score(student, reference, model: str, budget, device: str, *, tra
 
 
 def mann_accuracy(student, reference, budget, device, *, train_seed, init_seed, eval_seed, train=True, data_dir=None,
-                  notes=None) -> float:
+                  notes=None, curves=None) -> float:
     """Query accuracy of the MANN trained under `budget`, on `budget["eval_episodes"]` test-split episodes."""
     return _train_and_score(student, reference, "lstm", budget, device, train_seed=train_seed, init_seed=init_seed,
-                            eval_seed=eval_seed, train=train, data_dir=data_dir, notes=notes)
+                            eval_seed=eval_seed, train=train, data_dir=data_dir, notes=notes, curves=curves)
 
 
 METRICS = {"mann_accuracy": mann_accuracy}

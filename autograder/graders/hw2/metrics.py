@@ -92,13 +92,15 @@ def _chunks(tasks: dict):
 
 
 def _trained_weights(student, reference, train_probe: str, replay_probe: str, inputs: dict, steps: int,
-                     initial: tuple[str, dict], outputs, notes: list | None) -> dict:
+                     initial: tuple[str, dict], outputs, notes: list | None, curves: list | None) -> dict:
     """Train in the student's worker from `initial` (the probe's argument name and the parameters), check the
     committed trajectory (`outputs(states)`: the reference's outputs of training states on a probe batch); the
-    trained parameters."""
+    trained parameters. The training curve the probe replied goes to `curves` (with the steps trained)."""
     every = spacing(steps, AUDIT_CHECKPOINTS)
     commitment = run_paced(student, reference, train_probe,
                            {**inputs, **dict([initial]), "steps": steps, "checkpoint_every": every}, steps)
+    if curves is not None:
+        curves.append((commitment.get("curve"), steps))
     boundaries = checkpoint_steps(steps, every)
 
     def replay(state, k):  # the reference regenerates the provided sampler's stream itself: nothing to fetch
@@ -115,7 +117,7 @@ def _trained_weights(student, reference, train_probe: str, replay_probe: str, in
 
 
 def protonet_accuracy(student, reference, budget, device, *, train_seed, init_seed, eval_seed, train=True,
-                      data_dir=None, notes=None) -> float:
+                      data_dir=None, notes=None, curves=None) -> float:
     """Query accuracy of the ProtoNet embedding trained under `budget`, on `budget["eval_tasks"]` test-split tasks."""
     initial = reference.run("protonet_parameters", seed=init_seed)["state"]
     inputs = dict(seed=train_seed, batch_size=int(budget["protonet_batch_size"]), num_way=int(budget["num_way"]),
@@ -129,7 +131,7 @@ def protonet_accuracy(student, reference, budget, device, *, train_seed, init_se
 
     weights = _trained_weights(student, reference, "protonet_train", "protonet_replay", inputs,
                                int(budget["protonet_steps"]) if train else 0, ("initial_state", initial), outputs,
-                               notes)
+                               notes, curves)
     correct, total = 0, 0
     for chunk in _chunks(evaluation_tasks(budget, eval_seed, data_dir)):
         got = reference.run("protonet_embed", state=weights, images_support=chunk["images_support"],
@@ -147,7 +149,7 @@ def protonet_accuracy(student, reference, budget, device, *, train_seed, init_se
 
 
 def maml_accuracy(student, reference, budget, device, *, train_seed, init_seed, eval_seed, train=True, data_dir=None,
-                  notes=None) -> float:
+                  notes=None, curves=None) -> float:
     """Query accuracy of MAML trained under `budget` and adapted by the reference's inner loop, on test-split tasks."""
     num_way = int(budget["num_way"])
     config = dict(num_outputs=num_way, num_inner_steps=int(budget["maml_inner_steps"]),
@@ -167,7 +169,7 @@ def maml_accuracy(student, reference, budget, device, *, train_seed, init_seed, 
 
     weights = _trained_weights(student, reference, "maml_train", "maml_replay", inputs,
                                int(budget["maml_steps"]) if train else 0, ("initial_parameters", initial), outputs,
-                               notes)
+                               notes, curves)
     correct, total = 0, 0
     for chunk in _chunks(evaluation_tasks(budget, eval_seed, data_dir)):
         got = reference.run("maml_query_logits", config=config, parameters=weights,

@@ -21,6 +21,8 @@ import numpy as np
 import torch
 
 TASK_KEYS = ("images_support", "labels_support", "images_query", "labels_query")
+# The query accuracy among the metrics of train_step (ProtoNet's, MAML's): the training curve's accuracy.
+QUERY_ACCURACY_METRICS = ("accuracy/query", "accuracy/post_adapt_query")
 
 # The keys and kinds of each probe's reply, read by the harness (never by importing this module): anything else in
 # a reply fails the call (autograder/engine/harness/replies.py).
@@ -32,7 +34,7 @@ REPLIES = {
                       "accuracy_query": "number|none", "accuracy_kinds": "list", "gradients?": "map",
                       "support_embedding_gradients?": "list", "support_embedded_separately?": "list",
                       "later_calls": "list"},
-    "protonet_train": {"final_train_metrics": "map", "digests": "list"},
+    "protonet_train": {"final_train_metrics": "map", "digests": "list", "curve": "map"},
     "training_checkpoint": {"state": "map"},
     "protonet_replay": {"state": "map"},
     "protonet_outputs": {"outputs": "array"},
@@ -52,7 +54,7 @@ REPLIES = {
                         "direction_derivative?": "map", "direction_lr_derivative?": "map", "later_calls": "list"},
     "maml_meta_gradient": {"loss": "number", "accuracies_support": "array", "accuracy_query": "number|none",
                            "meta_gradients": "map", "inner_lr_gradients": "map", "meta_parameters_unchanged": "map"},
-    "maml_train": {"final_train_metrics": "map", "digests": "list"},
+    "maml_train": {"final_train_metrics": "map", "digests": "list", "curve": "map"},
     "maml_replay": {"state": "map"},
     "maml_outputs": {"outputs": "array"},
     "maml_query_logits": {"logits": "array"},
@@ -138,10 +140,13 @@ def _train(learner, parameters, steps, batch_size, num_way, num_support, num_que
            checkpoint_every=0) -> dict:
     """`steps` calls of the learner's train_step on training-split batches. With `checkpoint_every`, commit to the
     trajectory: the digest of the training state (the named `parameters` and their Adam moments in
-    learner._optimizer) at steps 0, every, 2 every, ..., steps (`omniglot_data.trajectory`)."""
+    learner._optimizer) at steps 0, every, 2 every, ..., steps (`omniglot_data.trajectory`). `curve`: train_step's
+    loss and query accuracy against the steps (`omniglot_data.training_curve`), for the feedback."""
     from omniglot_data import trajectory
+    from omniglot_data.training_curve import TrainingCurve
 
     metrics, digests = {}, []
+    curve = TrainingCurve(steps)
     _CHECKPOINTS.clear()
 
     def commit():
@@ -153,9 +158,13 @@ def _train(learner, parameters, steps, batch_size, num_way, num_support, num_que
         if checkpoint_every and step % checkpoint_every == 0:
             commit()
         metrics = learner.train_step(task_batch)
+        found = metrics if isinstance(metrics, dict) else {}
+        curve.add(loss=found.get("loss"),
+                  accuracy=next((found[key] for key in QUERY_ACCURACY_METRICS if key in found), None))
     if checkpoint_every:
         commit()
-    return {"final_train_metrics": {key: _number(value) for key, value in metrics.items()}, "digests": digests}
+    return {"final_train_metrics": {key: _number(value) for key, value in metrics.items()}, "digests": digests,
+            "curve": curve.reply()}
 
 
 def training_checkpoint(index):
