@@ -117,3 +117,68 @@ def test_slurm_array_task_grades_on_the_gpu_it_was_allocated(child_env, tmp_path
     [outcome] = executor.run([job("alice")])
     assert outcome.results["extra_data"]["device"] == "cuda:3"
     assert outcome.device == "cuda:3"
+
+
+def test_slurm_grading_time_is_measured_inside_the_task(child_env, tmp_path):
+    """grading_seconds must not count the wait before the task ran: here the submitting side only looks every 3 s
+    (as it would look at a queue), while the task itself grades in about 0.3 s."""
+    executor = SlurmExecutor(tmp_path / "slurm", cluster="local", time_min=5, function=FAKE, poll_s=3.0)
+    outcomes = {o.student_id: o for o in executor.run([job("alice", sleep=0.3), job("bob", behaviour="raise")])}
+    extra = outcomes["alice"].results["extra_data"]
+    assert extra["ended"] - extra["started"] <= outcomes["alice"].seconds < 2.0
+    assert outcomes["bob"].seconds is None  # failed, and submitit's local cluster has no accounting: unknown
+
+
+# -- the class summary: messages counted by pattern, timeouts and import failures listed -----------------------------
+
+
+def summary_row(student_id, *tests, status="graded", error=""):
+    from autograder.classroom.gradebook import StudentRow
+
+    results = None if status == "error" else {
+        "tests": [{"name": name, "score": 0.0, "max_score": 2.0, "status": "failed", "output": output}
+                  for name, output in tests]}
+    return StudentRow(student_id=student_id, first_name="", last_name="", email="", status=status, error=error,
+                      auto_score=0.0, written_score=0.0, score=0.0, max_score=4.0, results=results, seconds=1.0)
+
+
+# Failure texts as the harness writes them (engine/harness/runner.py, the worker's student-only tracebacks).
+SYNTAX = ("{} raised SyntaxError: invalid syntax (toy.py, line {})\nTraceback (most recent call last):\n"
+          '  File "<frozen importlib._bootstrap>", line 241, in _call_with_frames_removed\n'
+          '  File "/sandbox/toy.py", line {}\n    def broken(:\n')
+TOP_LEVEL = ("{} raised NameError: name 'np' is not defined\nTraceback (most recent call last):\n"
+             '  File "/sandbox/toy.py", line 3, in <module>\n    x = np.zeros(3)\n')
+
+
+def test_summary_counts_messages_by_pattern_and_lists_timeouts_and_import_failures(tmp_path):
+    from autograder.classroom.summary import write_summary
+
+    rows = [summary_row("alice", ("add", "AssertionError: accuracy 0.31 is below 0.5"),
+                        ("scale", "scale: timed out after 10 s (the worker was stopped)")),
+            summary_row("bob", ("add", "AssertionError: accuracy 0.12 is below 0.5\nassert 0.12 >= 0.5"),
+                        ("scale", "shape (2, 3), expected (3, 2)")),
+            summary_row("carol", ("add", SYNTAX.format("add", 36, 36)), ("scale", SYNTAX.format("scale", 36, 36))),
+            summary_row("dave", ("add", TOP_LEVEL.format("add")), ("scale", "shape (4, 3), expected (3, 4)")),
+            summary_row("erin", status="error", error="grading took longer than 420 s and was stopped")]
+    write_summary(tmp_path, "toy", rows, ["add", "scale"])
+    markdown = (tmp_path / "summary.md").read_text()
+
+    # bob's and alice's accuracies differ, the message is the same: counted twice, not once each
+    assert "AssertionError: accuracy # is below # (2x)" in markdown
+    assert "shape (#, #), expected (#, #) (2x)" in markdown
+    imports = markdown.split("## Code that could not be imported")[1].split("## Timeouts")[0]
+    assert "| carol | add and 1 more | add raised SyntaxError: invalid syntax (toy.py, line 36) |" in imports
+    assert "| dave | add | add raised NameError: name 'np' is not defined |" in imports
+    assert "alice" not in imports and "bob" not in imports
+    timeouts = markdown.split("## Timeouts")[1].split("## Grading time")[0]
+    assert "| alice | scale | scale: timed out after 10 s (the worker was stopped) |" in timeouts
+    assert "| erin | (the whole grading) | grading took longer than 420 s and was stopped |" in timeouts
+    assert "bob" not in timeouts and "carol" not in timeouts
+
+
+def test_summary_says_when_nothing_timed_out_or_failed_to_import(tmp_path):
+    from autograder.classroom.summary import write_summary
+
+    write_summary(tmp_path, "toy", [summary_row("alice", ("add", "AssertionError: wrong"))], ["add"])
+    markdown = (tmp_path / "summary.md").read_text()
+    assert "Every graded submission could be imported." in markdown and "No call timed out." in markdown

@@ -51,7 +51,7 @@ class Outcome:
     student_id: str
     results: dict[str, Any] | None  # the results.json dict, or None when the grading itself failed
     error: str = ""  # why there are no results
-    seconds: float = 0.0
+    seconds: float | None = 0.0  # grading time (never a queue's wait); None when it could not be measured
     device: str = "cpu"
     log: str = field(default="", repr=False)  # the tail of the grading process's stderr, for error reports
 
@@ -262,17 +262,17 @@ class SlurmExecutor:
         specs = [{**job.spec, "device": device} for job in jobs]
         submitted = self.executor.map_array(_run_allocated, [self.function] * len(specs), specs)
         by_job = {id(array_job): job for array_job, job in zip(submitted, jobs)}
-        started = time.monotonic()
         finished = False
         try:
             for array_job in self._submitit.helpers.as_completed(submitted, poll_frequency=self.poll_s):
                 job = by_job[id(array_job)]
-                seconds = _job_seconds(array_job, started)
                 try:
-                    results = array_job.result()
+                    reply = array_job.result()
                 except Exception as exc:  # noqa: BLE001 - any failure of the array task is this submission's error
-                    yield Outcome(job.student_id, None, _slurm_error(array_job, exc), seconds, device)
+                    yield Outcome(job.student_id, None, _slurm_error(array_job, exc), _slurm_elapsed(array_job),
+                                  device)
                     continue
+                results, seconds = reply["results"], reply["seconds"]
                 # The GPU the task was given, as the engine recorded it.
                 graded_on = str((results.get("extra_data") or {}).get("device") or device)
                 yield Outcome(job.student_id, results, "", seconds, graded_on)
@@ -286,7 +286,8 @@ class SlurmExecutor:
 
 
 def _run_allocated(function: str, spec: dict[str, Any]) -> dict[str, Any]:
-    """An array task: grade on the GPU Slurm allocated to this task.
+    """An array task: grade on the GPU Slurm allocated to this task; reply {"results", "seconds"}, the grading time
+    measured here, in the task (seen from the submitting side it would include the wait in the queue).
 
     Slurm exports the allocation as CUDA_VISIBLE_DEVICES (physical indices, e.g. "3"). The engine gives the worker
     `CUDA_VISIBLE_DEVICES=<index of device>` outright, so the device must name that physical index, not cuda:0.
@@ -294,11 +295,13 @@ def _run_allocated(function: str, spec: dict[str, Any]) -> dict[str, Any]:
     if spec.get("device") == "cuda":
         first = os.environ.get("CUDA_VISIBLE_DEVICES", "").split(",")[0].strip()
         spec = {**spec, "device": f"cuda:{first}" if first.isdigit() else "cuda"}
-    return run_task(function, spec)
+    started = time.monotonic()
+    results = run_task(function, spec)
+    return {"results": results, "seconds": time.monotonic() - started}
 
 
-def _job_seconds(array_job: Any, started: float) -> float:
-    """Run time from Slurm's accounting when available (queue time excluded), else time since submission."""
+def _slurm_elapsed(array_job: Any) -> float | None:
+    """A failed task's run time from Slurm's accounting (queue time excluded); None where sacct has none."""
     with contextlib.suppress(Exception):
         elapsed = array_job.get_info().get("Elapsed", "")
         if elapsed:
@@ -307,7 +310,7 @@ def _job_seconds(array_job: Any, started: float) -> float:
             for part, unit in zip(reversed(parts), (1, 60, 3600, 86400)):
                 seconds += part * unit
             return seconds
-    return time.monotonic() - started
+    return None
 
 
 def _slurm_error(array_job: Any, exc: Exception) -> str:

@@ -1,14 +1,19 @@
 """The class summary page of one assignment: summary.md and summary.html with matplotlib charts beside them.
 
 Sections: overview (counts and score statistics), score histogram, per-test pass rates (chart and table), the tests
-that fail most with their most common failure message, grading time per submission, and submissions whose grading
-failed. Built from the gradebook's rows (`ClassGradebook.rows`), so it always matches the gradebook and the CSV.
+that fail most with their most common failure messages, the submissions whose code could not be imported and the
+calls that timed out (student by student), grading time per submission, and submissions whose grading failed. Built
+from the gradebook's rows (`ClassGradebook.rows`), so it always matches the gradebook and the CSV.
+
+Failure messages are counted by pattern: each message's first line with its numbers (values, shapes, line numbers,
+addresses) replaced by `#`, so "got 0.31, expected 0.93" and "got 0.12, expected 0.93" count as one message.
 """
 
 from __future__ import annotations
 
 import collections
 import html
+import re
 import statistics
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -20,7 +25,16 @@ HISTOGRAM = "score_histogram.png"
 PASS_RATES = "test_pass_rates.png"
 TIMES = "grading_times.png"
 MOST_FAILED_SHOWN = 10
+MESSAGES_SHOWN = 3  # per failing test
 _MESSAGE_CHARS = 120
+# A number in a message, the per-student detail: hex addresses, then integers, decimals, exponents (not the digits
+# inside a name such as conv0 or hw1).
+_NUMBER = re.compile(r"\b0x[0-9a-fA-F]+\b|(?<![\w.])[-+]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][-+]?\d+)?(?![\w])")
+# The harness's words for a call stopped on its wall-clock or CPU-time limit (engine/harness/runner.py).
+_TIMEOUT = re.compile(r"\btimed out after \S+ s\b|worth of its \S+ s timeout|took longer than \S+ s")
+# The student's module failed while being imported: a compile error, a failed import, or code at its top level.
+_IMPORT_ERRORS = re.compile(r"\braised (SyntaxError|IndentationError|TabError|ImportError|ModuleNotFoundError)\b")
+_MODULE_FRAME = re.compile(r'^\s*File "[^"]*", line \d+, in <module>$', re.MULTILINE)
 
 
 @dataclass
@@ -56,8 +70,47 @@ def pass_statistics(rows: Sequence[StudentRow], test_names: Sequence[str]) -> li
             if _passed(test, score, max_score):
                 entry.passed += 1
             else:
-                entry.messages[_first_line(test.get("output"))] += 1
+                entry.messages[message_pattern(test.get("output"))] += 1
     return list(stats.values())
+
+
+@dataclass(frozen=True)
+class Failure:
+    student_id: str
+    test: str
+    message: str  # the first line, as the student saw it
+
+
+def notable_failures(rows: Sequence[StudentRow]) -> tuple[list[Failure], list[Failure]]:
+    """(timeouts, import failures): every call that timed out (and every grading stopped on its time limit), and for
+    each student whose code could not be imported the first test it failed, with how many tests failed so."""
+    timeouts: list[Failure] = []
+    imports: list[Failure] = []
+    for row in rows:
+        if row.status == "error" and _TIMEOUT.search(row.error or ""):
+            timeouts.append(Failure(row.student_id, "(the whole grading)", _first_line(row.error)))
+        if row.status != "graded" or row.results is None:
+            continue
+        failed_to_import = []
+        for name, test in named_tests(row.results):
+            output = str(test.get("output") or "")
+            if _passed(test, number(test.get("score")), number(test.get("max_score"))):
+                continue
+            if _TIMEOUT.search(_first_line(output)):
+                timeouts.append(Failure(row.student_id, name, _first_line(output)))
+            elif _IMPORT_ERRORS.search(_first_line(output)) or _MODULE_FRAME.search(output):
+                failed_to_import.append(Failure(row.student_id, name, _first_line(output)))
+        if failed_to_import:
+            first = failed_to_import[0]
+            imports.append(Failure(row.student_id, f"{first.test} and {len(failed_to_import) - 1} more"
+                                   if len(failed_to_import) > 1 else first.test, first.message))
+    return timeouts, imports
+
+
+def message_pattern(output: Any) -> str:
+    """The first line of a failure's output with its numbers replaced by `#`: the same mistake of two students
+    gives the same pattern."""
+    return _first_line(_NUMBER.sub("#", _first_line(output, limit=None)))
 
 
 def _passed(test: dict[str, Any], score: float, max_score: float) -> bool:
@@ -67,11 +120,11 @@ def _passed(test: dict[str, Any], score: float, max_score: float) -> bool:
     return score >= max_score if max_score > 0 else score > 0
 
 
-def _first_line(output: Any) -> str:
+def _first_line(output: Any, limit: int | None = _MESSAGE_CHARS) -> str:
     for line in str(output or "").splitlines():
         if line.strip():
             line = line.strip()
-            return line if len(line) <= _MESSAGE_CHARS else line[: _MESSAGE_CHARS - 1] + "…"
+            return line if limit is None or len(line) <= limit else line[: limit - 1] + "…"
     return "(no message)"
 
 
@@ -115,11 +168,30 @@ def write_summary(directory: Path, assignment: str, rows: Sequence[StudentRow], 
     failing = sorted((t for t in tests if t.failed), key=lambda t: (-t.failed, t.name))[:MOST_FAILED_SHOWN]
     blocks += [("h2", "Tests that fail most")]
     if failing:
-        blocks += [("table", ("test", "failed", "most common message"),
-                    [(t.name, f"{t.failed}/{t.attempted}", "{} ({}x)".format(*t.messages.most_common(1)[0]))
+        blocks += [("p", "Messages are counted with their numbers replaced by #.")]
+        blocks += [("table", ("test", "failed", "most common messages"),
+                    [(t.name, f"{t.failed}/{t.attempted}",
+                      "; ".join(f"{message} ({count}x)" for message, count in t.messages.most_common(MESSAGES_SHOWN))
+                      + (f"; {len(t.messages) - MESSAGES_SHOWN} other messages" if len(t.messages) > MESSAGES_SHOWN
+                         else ""))
                      for t in failing])]
     else:
         blocks += [("p", "No test failed.")]
+
+    timeouts, import_failures = notable_failures(rows)
+    blocks += [("h2", "Code that could not be imported")]
+    if import_failures:
+        blocks += [("p", "A syntax error, a failed import or an error at the top level of a file fails every test "
+                         "that calls into it."),
+                   ("table", ("student", "tests failing so", "first message"),
+                    [(f.student_id, f.test, f.message) for f in import_failures])]
+    else:
+        blocks += [("p", "Every graded submission could be imported.")]
+    blocks += [("h2", "Timeouts")]
+    if timeouts:
+        blocks += [("table", ("student", "test", "message"), [(f.student_id, f.test, f.message) for f in timeouts])]
+    else:
+        blocks += [("p", "No call timed out.")]
 
     blocks += [("h2", "Grading time per submission")]
     if timed:
