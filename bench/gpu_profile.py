@@ -31,6 +31,7 @@ import common
 HW1_SCRIPT = common.SOLUTIONS / "hw1" / "hw1.py"
 HW2_FOLDER = common.SOLUTIONS / "hw2"
 HW1_FALLBACK = Path(__file__).resolve().parent / "hw1_evaluate_checkpoint.py"
+BATCHED_TASKS = Path(__file__).resolve().parent / "batched_tasks.py"
 TIME_LIMIT_MARGIN_S = 35
 MAML_FLAGS = ["--num_inner_steps", "1", "--inner_lr", "0.4", "--learn_inner_lrs", "--outer_lr", "0.001"]
 
@@ -112,7 +113,10 @@ def train_command(job: Job, python: str, device: str, log_dir: Path, args: argpa
             # checkpoint and plot after it stops; `timeout` at the deadline stays as the backstop.
             extra += ["--time_limit_s", f"{max(1.0, seconds - TIME_LIMIT_MARGIN_S):.0f}"]
     smoke = SMOKE_FLAGS[job.homework] if args.smoke else []
-    return [python, str(job.script), *job.flags, *smoke, *extra, "--device", device, "--log_dir", str(log_dir)]
+    script = [str(job.script)]
+    if job.script.stem in getattr(args, "batched_models", ()):  # the same training, tasks vmapped (see choose_batched)
+        script = [str(BATCHED_TASKS), "train", job.script.name]
+    return [python, *script, *job.flags, *smoke, *extra, "--device", device, "--log_dir", str(log_dir)]
 
 
 def test_command(job: Job, python: str, device: str, log_dir: Path, args: argparse.Namespace) -> list[str]:
@@ -230,6 +234,26 @@ def gpu_utilisation() -> str | None:
         return None
 
 
+def choose_batched(python: str, device: str, work: Path, args: argparse.Namespace) -> dict:
+    """Which HW2 models train with the batched-tasks step: `--batched-tasks on|off`, or `auto`: those for which
+    bench/batched_tasks.py, run first on this device, measures the batched step faster than the per-task one.
+    Both compute the same thing (tests/test_batched_tasks.py); only the speed is at stake."""
+    if args.batched_tasks != "auto":
+        chosen = ["protonet", "maml"] if args.batched_tasks == "on" else []
+        return {"mode": args.batched_tasks, "chosen": chosen}
+    timing = ["--smoke"] if args.smoke else ["--seconds", "2", "--rounds", "1"]
+    command = [python, str(BATCHED_TASKS), "--device", device, *timing]
+    outcome = run_bounded(command, 120, work / "bench_batched_tasks.log")
+    text = (work / "bench_batched_tasks.log").read_text(errors="replace")
+    ratios = [line for line in text.splitlines() if line.startswith("RATIO")]
+    chosen = []
+    for line in ratios:  # "RATIO protonet 5w1s Q=15 B=16: batched (vmap) / plain (per task) = 2.3x  (...)"
+        model, ratio = line.split()[1], float(line.split(" = ")[1].split("x")[0])
+        if ratio > 1.0:
+            chosen.append(model)
+    return {"mode": "auto", "command": shlex.join(command), **outcome, "ratios": ratios, "chosen": chosen}
+
+
 def run_benches(python: str, device: str, seconds: float, work: Path, args: argparse.Namespace) -> list[dict]:
     """The benchmark scripts on the device, in parallel, if time is left; their RATIO lines."""
     timing = ["--smoke"] if args.smoke else ["--seconds", "1", "--rounds", "1"]
@@ -287,6 +311,12 @@ def markdown(summary: dict) -> str:
         cells = [job["row"], f"{job.get('steps', '—')} / {job['target_steps']}", accuracy,
                  job.get("num_test_tasks", "—"), train.get("seconds", "—"), rate, job["published"], note]
         lines.append("| " + " | ".join(str(cell) for cell in cells) + " |")
+    batched = summary.get("batched_tasks")
+    if batched:
+        lines += ["", f"Batched-tasks step ({batched['mode']}): used for {', '.join(batched['chosen']) or 'no model'}."]
+        if batched.get("command"):
+            lines += ["", f"`{batched['command']}` (exit {batched.get('rc')}, {batched.get('seconds')} s):", ""]
+            lines += [f"    {ratio}" for ratio in batched.get("ratios", [])] or ["    (no RATIO line)"]
     if summary.get("gpu_utilisation"):
         lines += ["", f"GPU utilisation and memory at mid-training (nvidia-smi): {summary['gpu_utilisation']}"]
     for bench in summary.get("benches", []):
@@ -336,6 +366,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--work-dir", default=None,
                         help="where runs, checkpoints and logs go, kept afterwards (default: a temporary folder, "
                              "deleted at the end)")
+    parser.add_argument("--batched-tasks", choices=("auto", "on", "off"), default="auto",
+                        help="train ProtoNet/MAML with bench/batched_tasks.py's vmapped step: auto = where it measures "
+                             "faster on this device first")
     parser.add_argument("--smoke", action="store_true",
                         help="CPU, 2 steps, 5 test tasks, tiny batches: proves the pipeline, numbers meaningless")
     return parser
@@ -375,6 +408,9 @@ def main(argv=None) -> int:
             shutil.rmtree(work, ignore_errors=True)
         print(summary["error"], file=sys.stderr)
         return 2
+    summary["batched_tasks"] = choose_batched(args.python, device, work, args)
+    args.batched_models = tuple(summary["batched_tasks"]["chosen"])
+    print(f"batched-tasks step for: {', '.join(args.batched_models) or 'none'}", flush=True)
     print(f"{len(jobs)} jobs in parallel on {device}; training stops {train_deadline - started:.0f} s after the "
           f"start, tests {test_deadline - started:.0f} s; work folder {work}", flush=True)
     lock = threading.Lock()

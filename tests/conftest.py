@@ -1,8 +1,12 @@
 """Fixtures shared by the project's test modules."""
 
 import shutil
+import sys
+from pathlib import Path
 
 import pytest
+
+REPO = Path(__file__).resolve().parents[1]
 
 
 @pytest.fixture(scope="session")
@@ -15,3 +19,20 @@ def sandbox():
     problem = sandbox_problem()
     if problem:
         pytest.fail(f"bubblewrap is installed but cannot sandbox: {problem}")
+
+
+# Top-level module names of the bench scripts and the homework folders: another test may import the released
+# (stub) versions under the same names, so they are swapped out around the test that imports the references.
+SCRIPT_MODULES = ("batched_tasks", "common", "gpu_profile", "hw1", "load_data", "maml", "omniglot", "protonet", "util")
+
+
+@pytest.fixture
+def reference_modules(monkeypatch):
+    """The reference homework modules and bench scripts importable by their top-level names, for one test."""
+    saved = {name: sys.modules.pop(name) for name in SCRIPT_MODULES if name in sys.modules}
+    for folder in (REPO / "bench", REPO / "autograder" / "solutions" / "hw1", REPO / "autograder" / "solutions" / "hw2"):
+        monkeypatch.syspath_prepend(str(folder))
+    yield
+    for name in SCRIPT_MODULES:
+        sys.modules.pop(name, None)
+    sys.modules.update(saved)

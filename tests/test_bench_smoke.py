@@ -34,10 +34,40 @@ def ratios(output: str) -> list[float]:
 
 
 @needs_data
-@pytest.mark.parametrize("script, expected", [("episodes.py", 2), ("train_steps.py", 3), ("compile.py", 4)])
+@pytest.mark.parametrize("script, expected", [("episodes.py", 2), ("train_steps.py", 3), ("compile.py", 4),
+                                              ("batched_tasks.py", 2)])
 def test_bench_script_prints_its_ratios(script, expected):
     found = ratios(run_bench(str(BENCH / script), "--smoke"))
     assert len(found) == expected and all(value > 0 for value in found), found
+
+
+def test_gpu_grading_smoke_grades_the_sandbox_view_in_the_sandbox(sandbox, tmp_path):
+    """bench/gpu_grading.py --smoke: the sandbox-view assignment, graded in bubblewrap on the CPU, gets full marks
+    (no GPU, no host path, no network); its table and JSON are written. On a GPU machine the same run with
+    --device cuda expects exactly one GPU."""
+    import json
+
+    completed = subprocess.run([sys.executable, str(BENCH / "gpu_grading.py"), "--smoke", "--out", str(tmp_path)],
+                               cwd=REPO, capture_output=True, text=True, timeout=300,
+                               env={**os.environ, "OMP_NUM_THREADS": "1"})
+    assert completed.returncode == 0, completed.stdout + completed.stderr
+    (record,) = json.loads((tmp_path / "gpu_grading.json").read_text())["gradings"]
+    assert record["name"] == "sandbox_view" and record["as_expected"] and record["sandbox"] == "bwrap", record
+    assert record["score"] == record["max_score"] == 4, record
+    assert "| sandbox_view | full | 4 / 4 | bwrap |" in (tmp_path / "gpu_grading.md").read_text()
+
+
+def test_sandbox_view_fails_without_the_sandbox(tmp_path):
+    """The view's checks can fail: graded without bubblewrap, host paths and devices show and it loses points."""
+    import json
+
+    completed = subprocess.run([sys.executable, "-m", "autograder", "grade", "bench/sandbox_view/graders",
+                                "bench/sandbox_view/solution", "--insecure-no-sandbox", "--json",
+                                str(tmp_path / "r.json")], cwd=REPO, capture_output=True, text=True, timeout=300)
+    results = json.loads((tmp_path / "r.json").read_text())
+    failed = {test["name"].split(":")[0] for test in results["tests"] if test["score"] < test["max_score"]}
+    assert {"test_device_nodes_are_the_standard_ones_and_the_gpu",
+            "test_no_host_path_network_or_process_is_visible"} <= failed, completed.stdout
 
 
 def test_grading_bench_checks_its_commands():
@@ -46,22 +76,6 @@ def test_grading_bench_checks_its_commands():
         pytest.skip("the graders are not written yet")
     output = run_bench(str(BENCH / "grading.py"), "--dry-run")
     assert output.count("would time") == 4, output
-
-
-# Top-level module names of the bench scripts and the homework folders: another test may import the released
-# (stub) versions under the same names, so they are swapped out around the test that imports the references.
-SCRIPT_MODULES = ("common", "gpu_profile", "hw1", "load_data", "maml", "omniglot", "protonet", "util")
-
-
-@pytest.fixture
-def reference_modules(monkeypatch):
-    saved = {name: sys.modules.pop(name) for name in SCRIPT_MODULES if name in sys.modules}
-    for folder in (BENCH, REPO / "autograder" / "solutions" / "hw1", REPO / "autograder" / "solutions" / "hw2"):
-        monkeypatch.syspath_prepend(str(folder))
-    yield
-    for name in SCRIPT_MODULES:
-        sys.modules.pop(name, None)
-    sys.modules.update(saved)
 
 
 def test_gpu_jobs_are_accepted_by_the_training_scripts(reference_modules):
@@ -75,12 +89,16 @@ def test_gpu_jobs_are_accepted_by_the_training_scripts(reference_modules):
     parsers = {"hw1.py": hw1.parse_args, "protonet.py": protonet.parse_arguments, "maml.py": maml.parse_arguments}
     names = [job.name for job in gpu_profile.JOBS]
     assert len(names) == len(set(names)) == 14, names
-    for smoke in ([], ["--smoke"]):
+    for smoke, batched in (([], ()), (["--smoke"], ()), ([], ("protonet", "maml"))):
         options = gpu_profile.build_parser().parse_args(["--out", "unused", *smoke])
         gpu_profile.apply_smoke(options)
+        options.batched_models = batched
         for job in gpu_profile.JOBS + gpu_profile.HANDOUT_JOBS:
             train = gpu_profile.train_command(job, sys.executable, "cuda", Path("runs") / job.name, options, 100.0)
             test = gpu_profile.test_command(job, sys.executable, "cuda", Path("runs") / job.name, options)
+            if job.script.stem in batched:  # bench/batched_tasks.py train <script> <the script's flags>
+                assert train[1:4] == [str(gpu_profile.BATCHED_TASKS), "train", job.script.name], train
+                train = [train[0], job.script.name, *train[4:]]
             for command, testing in ((train, False), (test, True)):
                 parsed = parsers[job.script.name](command[2:])  # hw1's checkpoint tester takes hw1.py's flags
                 if job.homework == "hw2":
