@@ -14,11 +14,22 @@
     [profiles.cpu]                               # free-form budgets that graders read through the `profile` fixture
     train_steps = 200
 
+    [written]                                    # optional: hand-graded questions and their points (the handout's)
+    Q1 = 6
+
+    [late]                                       # optional: late policy, applied by grade-all to each total
+    due = 2026-10-01T23:59:00-07:00              # a TOML date-time (or ISO string) with its UTC offset
+    grace_minutes = 15                           # this late still counts as on time
+    penalty_per_day = 0.1                        # fraction of the total lost per started day late
+    max_days = 3                                 # later than this: 0 points
+
 See docs/writing-graders.md for the full reference.
 """
 
 from __future__ import annotations
 
+import datetime as dt
+import math
 import re
 import tomllib
 from dataclasses import dataclass, field, fields
@@ -74,6 +85,79 @@ class SandboxLimits:
 
 
 @dataclass(frozen=True)
+class LatePolicy:
+    """`[late]` of assignment.toml: every started day past the due date (once past the grace period) costs
+    `penalty_per_day` of the total; more than `max_days` days late scores 0."""
+
+    due: dt.datetime  # timezone-aware
+    grace_minutes: float = 0.0
+    penalty_per_day: float = 0.0
+    max_days: float | None = None
+
+    def days_late(self, submitted_at: dt.datetime) -> int:
+        """Started days past the due date; 0 on time or within the grace period."""
+        late_s = (submitted_at - self.due).total_seconds()
+        if late_s <= self.grace_minutes * 60:
+            return 0
+        return math.ceil(late_s / 86400)
+
+    def penalty_fraction(self, submitted_at: dt.datetime) -> float:
+        days = self.days_late(submitted_at)
+        if days and self.max_days is not None and days > self.max_days:
+            return 1.0
+        return min(1.0, days * self.penalty_per_day)
+
+    def to_json(self) -> dict:
+        return {"due": self.due.isoformat(), "grace_minutes": self.grace_minutes,
+                "penalty_per_day": self.penalty_per_day, "max_days": self.max_days}
+
+    @classmethod
+    def from_table(cls, table: Any, source: Path) -> "LatePolicy":
+        where = f"{source}: [late]"
+        if not isinstance(table, dict):
+            raise AssignmentError(f"{where} must be a table")
+        known = {"due", "grace_minutes", "penalty_per_day", "max_days"}
+        if set(table) - known:
+            raise AssignmentError(f"{where}: unknown keys {sorted(set(table) - known)}; known keys are {sorted(known)}")
+        due = table.get("due")
+        if isinstance(due, str):
+            try:
+                due = dt.datetime.fromisoformat(due)
+            except ValueError:
+                due = None
+        if not isinstance(due, dt.datetime) or due.tzinfo is None:
+            raise AssignmentError(f"{where} due must be a date and time with its UTC offset, like "
+                                  f"2026-10-01T23:59:00-07:00 (got {table.get('due')!r})")
+        numbers = {}
+        for key in ("grace_minutes", "penalty_per_day", "max_days"):
+            value = table.get(key)
+            if value is None:
+                continue
+            if type(value) not in (int, float) or value < 0 or (key == "penalty_per_day" and value > 1):
+                expected = "a fraction between 0 and 1" if key == "penalty_per_day" else "a number >= 0"
+                raise AssignmentError(f"{where} {key} must be {expected}, got {value!r}")
+            numbers[key] = float(value)
+        return cls(due=due, **numbers)
+
+    @classmethod
+    def from_json(cls, data: dict) -> "LatePolicy":
+        return cls(due=dt.datetime.fromisoformat(data["due"]), grace_minutes=data["grace_minutes"],
+                   penalty_per_day=data["penalty_per_day"], max_days=data["max_days"])
+
+
+def _written_table(table: Any, source: Path) -> dict[str, float]:
+    """`[written]`: question id -> positive points, in the handout's order."""
+    if not isinstance(table, dict):
+        raise AssignmentError(f"{source}: [written] must be a table of question = points")
+    for question, points in table.items():
+        if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]*", question) or type(points) not in (int, float) \
+                or points <= 0:
+            raise AssignmentError(f"{source}: [written] {question} = {points!r}: expected a question id (letters, "
+                                  "digits, . _ -) and a positive number of points")
+    return {question: float(points) for question, points in table.items()}
+
+
+@dataclass(frozen=True)
 class Assignment:
     name: str
     graders_dir: Path
@@ -87,6 +171,8 @@ class Assignment:
     limits: SandboxLimits
     profiles: dict[str, dict[str, Any]] = field(default_factory=dict)
     preload: tuple[str, ...] = ()  # third-party modules the fork server imports before forking workers
+    written: dict[str, float] = field(default_factory=dict)  # hand-graded questions -> points ([written])
+    late: LatePolicy | None = None  # [late]
 
     @property
     def probes_path(self) -> Path:
@@ -120,6 +206,8 @@ class Assignment:
             "limits": {f.name: getattr(self.limits, f.name) for f in fields(SandboxLimits)},
             "profiles": self.profiles,
             "preload": list(self.preload),
+            "written": dict(self.written),
+            "late": self.late.to_json() if self.late else None,
         }
 
     @classmethod
@@ -137,6 +225,8 @@ class Assignment:
             limits=SandboxLimits(**data["limits"]),
             profiles=data["profiles"],
             preload=tuple(data.get("preload", ())),
+            written=dict(data.get("written") or {}),
+            late=LatePolicy.from_json(data["late"]) if data.get("late") else None,
         )
 
 
@@ -198,7 +288,7 @@ def load_assignment(
     except tomllib.TOMLDecodeError as exc:
         raise AssignmentError(f"{source}: not valid TOML: {exc}") from None
     known = {"name", "student_files", "provided_files", "probes", "timeout", "total_timeout", "sandbox", "profiles",
-             "paths", "preload"}
+             "paths", "preload", "written", "late"}
     unknown = set(config) - known
     if unknown:
         raise AssignmentError(f"{source}: unknown keys {sorted(unknown)}; known keys are {sorted(known)}")
@@ -246,6 +336,8 @@ def load_assignment(
         limits=SandboxLimits.from_table(config.get("sandbox", {}), source),
         profiles={key: dict(value) for key, value in profiles.items()},
         preload=_module_list(config, "preload", source),
+        written=_written_table(config.get("written", {}), source),
+        late=LatePolicy.from_table(config["late"], source) if "late" in config else None,
     )
     missing = [str(path) for path in assignment.reference_sources().values() if not path.is_file()]
     if missing:

@@ -68,7 +68,7 @@ def read_csv(path):
 
 def scores(table):
     """What must not depend on scheduling: every score column."""
-    return {student: {k: v for k, v in row.items() if k in ("score", "status") or k.startswith("test: ")}
+    return {student: {k: v for k, v in row.items() if k in ("score", "status") or k.startswith("toy.")}
             for student, row in table.items()}
 
 
@@ -112,7 +112,7 @@ def test_class_grades(graded_class):
     assert table["dave"]["status"] == "missing"
     assert (table["alice"]["first_name"], table["alice"]["last_name"]) == ('Alice "Al"', "Smith, Jr.")
     assert table["alice"]["max_score"] == "16"  # 11 auto points + the written Q1's 5
-    assert table["alice"]["written: Q1"] == ""  # not entered yet
+    assert table["alice"]["written.Q1"] == ""  # not entered yet
 
 
 def test_the_attacker_reached_nobody(graded_class):
@@ -164,12 +164,12 @@ def test_rerun_skips_unchanged_keeps_manual_scores_and_regrades_changes(graded_c
     assert "4 submissions, 1 to grade, 3 unchanged" in capsys.readouterr().err
     table = read_csv(csv_path)
     assert float(table["carol"]["score"]) == PARTIAL_SCORE
-    assert table["alice"]["written: Q1"] == "4.5"
+    assert table["alice"]["written.Q1"] == "4.5"
 
     assert grade_all(class_dir, "--gradebook", gradebook, "--csv", csv_path, "--force", "--only", "alice") == 0
     assert "1 submissions, 1 to grade, 0 unchanged" in capsys.readouterr().err
     table = read_csv(csv_path)
-    assert table["alice"]["written: Q1"] == "4.5"
+    assert table["alice"]["written.Q1"] == "4.5"
     assert float(table["alice"]["score"]) == pytest.approx(FULL_SCORE + 4.5)
 
     # Another profile is another grade. --gpus: the job gets its GPU (the toy graders never touch CUDA).

@@ -1,7 +1,8 @@
 """`python -m autograder grade-all hw1 SUBMISSIONS_DIR`: grade a whole class into an nbgrader gradebook.
 
-SUBMISSIONS_DIR holds one entry per student, named by student id: a folder `alice/` or a zip `alice.zip` (entries
-starting with `.` and `__MACOSX` are ignored). Each submission is graded by the engine in its own process (see
+SUBMISSIONS holds one entry per student, named by student id: a folder `alice/` or a zip `alice.zip` (entries
+starting with `.` and `__MACOSX` are ignored); or it is a Gradescope export or a Canvas download, zipped or not
+(see `intake`), whose students, latest submissions and submission times are read from the export. Each submission is graded by the engine in its own process (see
 `cluster`), its outcome committed to the gradebook in one transaction, so an interrupted run keeps every grade
 finished before the interrupt and a re-run picks up the rest: a submission is skipped when its content hash, the
 grader's fingerprint (graders, reference and provided files, assignment.toml) and the profile all match its stored
@@ -18,61 +19,22 @@ import contextlib
 import csv
 import hashlib
 import os
-import re
 import signal
 import sys
 import threading
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterator
 
 from autograder.classroom.cluster import GradingJob, LocalExecutor, Outcome, SlurmExecutor
+from autograder.classroom.exports import write_canvas_csv, write_detailed_csv, write_gradescope_csv
+# ClassroomError, Submission and find_submissions live in intake now; imported here too for grade-all's callers.
+from autograder.classroom.intake import (SOURCES, STUDENT_ID, ClassroomError, Submission,  # noqa: F401
+                                         find_submissions, read_submissions)
 
-# nbgrader's student ids are String(128); a conservative alphabet keeps ids safe as file names and CSV cells.
-STUDENT_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._@+-]{0,127}")
-_IGNORED_ENTRIES = {"__MACOSX"}
+
 _HASH_CHUNK = 1 << 20
 # Time the engine needs beyond the assignment's total_timeout (start-up, intake, report) before a job is killed.
 _TIMEOUT_MARGIN_S = 300
-
-
-class ClassroomError(Exception):
-    """Bad input to grade-all (named in the message); nothing was graded."""
-
-
-@dataclass(frozen=True)
-class Submission:
-    student_id: str
-    path: Path
-
-
-def find_submissions(directory: Path) -> list[Submission]:
-    """One Submission per student entry of `directory`; raise ClassroomError listing every unusable entry."""
-    if not directory.is_dir():
-        raise ClassroomError(f"submissions folder {directory} does not exist or is not a folder")
-    submissions: dict[str, Submission] = {}
-    problems = []
-    for entry in sorted(directory.iterdir()):
-        if entry.name.startswith(".") or entry.name in _IGNORED_ENTRIES:
-            continue
-        if entry.is_dir():
-            student_id = entry.name
-        elif entry.is_file() and entry.suffix.lower() == ".zip":
-            student_id = entry.name[: -len(".zip")]
-        else:
-            problems.append(f"{entry}: expected a folder or a .zip named by student id")
-            continue
-        if not STUDENT_ID.fullmatch(student_id):
-            problems.append(f"{entry}: student id {student_id!r} must start with a letter or digit and use only "
-                            f"letters, digits and . _ @ + - (at most 128 characters)")
-        elif student_id in submissions:
-            problems.append(f"{entry}: student {student_id} also has {submissions[student_id].path.name}; keep one")
-        else:
-            submissions[student_id] = Submission(student_id, entry)
-    if problems:
-        raise ClassroomError(f"{len(problems)} unusable entr{'y' if len(problems) == 1 else 'ies'} in {directory}:\n  "
-                             + "\n  ".join(problems))
-    return list(submissions.values())
 
 
 def content_hash(path: Path) -> str:
@@ -147,7 +109,20 @@ def _job_spec(assignment: Any, submission: Submission, profile: str, options: di
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("assignment", help="hw1, hw2, or a graders folder holding an assignment.toml")
     parser.add_argument("submissions", type=Path,
-                        help="folder with one entry per student: a folder or a .zip named by student id")
+                        help="folder with one entry per student (a folder or a .zip named by student id), or a "
+                             "Gradescope export or Canvas download (zip or folder)")
+    parser.add_argument("--source", choices=("auto",) + SOURCES, default="auto",
+                        help="what SUBMISSIONS is (default: auto, from its content)")
+    parser.add_argument("--staging-dir", type=Path, default=None,
+                        help="where an export's student files are copied for grading (default: SUBMISSIONS.staged "
+                             "beside it; emptied on each run)")
+    parser.add_argument("--canvas-csv", type=Path, metavar="FILE.csv",
+                        help="also write the scores as a Canvas gradebook import")
+    parser.add_argument("--canvas-column", metavar="NAME",
+                        help="the Canvas assignment column, as Canvas's gradebook export names it (\"HW1 (123456)\"); "
+                             "default: the assignment name")
+    parser.add_argument("--gradescope-csv", type=Path, metavar="FILE.csv",
+                        help="also write the scores as a Gradescope score upload (Name, SID, Email, Score)")
     parser.add_argument("--gradebook", type=Path, default=Path("grades.db"),
                         help="nbgrader gradebook (SQLite file), created if missing (default: grades.db)")
     parser.add_argument("--csv", type=Path, help="also write every student's scores to this CSV file")
@@ -156,6 +131,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="feedback files also show the tests marked visibility after_due_date")
     parser.add_argument("--summary-dir", type=Path,
                         help="write the class summary (summary.md, summary.html, PNG charts) here")
+    parser.add_argument("--no-similarity", action="store_true",
+                        help="with --summary-dir: skip the code similarity report (similarity.html, copydetect)")
     parser.add_argument("--jobs", "-j", type=int, default=None,
                         help="submissions graded at once (default 1, or one per GPU with --gpus)")
     parser.add_argument("--gpus", type=_gpu_list, default=None, metavar="0,1,...",
@@ -255,13 +232,17 @@ def _grade_all(args: argparse.Namespace) -> int:
         assignment = load_assignment(args.assignment, args.solutions_dir, args.release_dir)
     except AssignmentError as exc:
         raise ClassroomError(str(exc)) from None
-    submissions = _selected(find_submissions(args.submissions), args.only, args.submissions)
+    submissions = _with_lateness(read_submissions(args.submissions, args.source, assignment.student_files,
+                                                  args.staging_dir), assignment.late)
+    submissions = _selected(submissions, args.only, args.submissions)
     roster = _read_roster(args.roster) if args.roster else {}
     manual = _read_manual_scores(args.manual_scores) if args.manual_scores else {}
     with ClassGradebook(args.gradebook) as gradebook:
         try:
-            gradebook.ensure_assignment(assignment.name, args.written)
-            gradebook.update_students(roster)
+            gradebook.ensure_assignment(assignment.name, {**assignment.written, **(args.written or {})},
+                                        duedate=assignment.late.due if assignment.late else None)
+            gradebook.update_students(_names_from_export(submissions))
+            gradebook.update_students(roster)  # the roster's names win over the export's
             for (student_id, question), score in manual.items():  # a bad file stops us before grading
                 gradebook.check_manual_score(assignment.name, question, score, where=f"{student_id}: ")
         except GradebookError as exc:
@@ -271,11 +252,34 @@ def _grade_all(args: argparse.Namespace) -> int:
             gradebook.set_manual_scores(assignment.name, manual)
         except GradebookError as exc:
             raise ClassroomError(f"{args.manual_scores}: {exc} (no score of the file was entered)") from None
+        gradebook.record_intake(assignment.name, submissions)
+        gradebook.apply_late_policy(assignment.name, assignment.late)
         rows = gradebook.rows(assignment.name)
         test_names = gradebook.test_names(assignment.name)
         written = gradebook.written_questions(assignment.name)
     _write_outputs(args, assignment.name, rows, test_names, written)
     return _report_failures(failures)
+
+
+def _with_lateness(submissions: list[Submission], policy: Any) -> list[Submission]:
+    """Mark late the submissions made after the policy's due date and grace period (an export's own LATE mark
+    stays); warn about late ones without a time, which no deduction can be computed for."""
+    import dataclasses
+
+    marked = [dataclasses.replace(s, late=True)
+              if policy is not None and s.submitted_at is not None and policy.days_late(s.submitted_at) else s
+              for s in submissions]
+    untimed = [s.student_id for s in marked if s.late and s.submitted_at is None]
+    if untimed and policy is not None:
+        print(f"grade-all: {len(untimed)} late submission(s) without a submission time (Canvas downloads carry "
+              f"none), so no late deduction is applied to them: {', '.join(untimed)}", file=sys.stderr)
+    return marked
+
+
+def _names_from_export(submissions: list[Submission]) -> dict[str, dict[str, str]]:
+    return {s.student_id: {key: value for key, value in (("first_name", s.first_name), ("last_name", s.last_name),
+                                                          ("email", s.email)) if value}
+            for s in submissions if s.first_name or s.last_name or s.email}
 
 
 def _selected(submissions: list[Submission], only: list[str] | None, directory: Path) -> list[Submission]:
@@ -331,12 +335,20 @@ def _write_outputs(args: argparse.Namespace, assignment: str, rows: list, test_n
     if args.csv:
         write_csv(args.csv, assignment, rows, test_names, written)
         print(f"wrote {args.csv}", file=sys.stderr)
+    if args.canvas_csv:
+        write_canvas_csv(args.canvas_csv, args.canvas_column or assignment, rows)
+        print(f"wrote {args.canvas_csv}", file=sys.stderr)
+    if args.gradescope_csv:
+        write_gradescope_csv(args.gradescope_csv, rows)
+        print(f"wrote {args.gradescope_csv}", file=sys.stderr)
     if args.feedback_dir:
         count = write_feedback(args.feedback_dir, rows, after_due_date=args.after_due_date)
         print(f"wrote feedback for {count} students to {args.feedback_dir}", file=sys.stderr)
     if args.summary_dir:
+        from autograder.classroom.similarity import write_beside_summary
         from autograder.classroom.summary import write_summary
 
+        write_beside_summary(args)  # first: the summary links to it
         page = write_summary(args.summary_dir, assignment, rows, test_names)
         print(f"wrote {page}", file=sys.stderr)
 
@@ -463,33 +475,7 @@ def _read_manual_scores(path: Path) -> dict[tuple[str, str], float | None]:
     return scores
 
 
-def write_csv(path: Path, assignment: str, rows: list, test_names: list[str], written: dict[str, float]) -> None:
-    """One line per student: identity, status, totals, each test's and written question's points, timing, error.
-
-    Written with the csv module (RFC 4180 quoting): nbgrader's CsvExportPlugin joins fields with bare commas, which
-    breaks on names like `Doe, Jane` and has no per-test columns.
-    """
-    header = ["student_id", "first_name", "last_name", "email", "assignment", "status", "score", "max_score",
-              "auto_score", "written_score"]
-    header += [f"test: {name}" for name in test_names] + [f"written: {name}" for name in written]
-    header += ["grading_seconds", "graded_at", "content_sha256", "error"]
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    with open(tmp, "w", newline="", encoding="utf-8") as handle:
-        writer = csv.writer(handle)
-        writer.writerow(header)
-        for row in rows:
-            writer.writerow(
-                [row.student_id, row.first_name, row.last_name, row.email, assignment, row.status,
-                 _fmt(row.score), _fmt(row.max_score), _fmt(row.auto_score), _fmt(row.written_score)]
-                + [_fmt(row.test_scores.get(name)) for name in test_names]
-                + [_fmt(row.written_scores.get(name)) for name in written]
-                + [_fmt(row.seconds), row.graded_at, row.content_hash, row.error])
-    tmp.replace(path)
-
-
-def _fmt(value: float | None) -> str:
-    return "" if value is None else f"{value:.6g}"
+write_csv = write_detailed_csv  # the name grade-all's callers have used
 
 
 def write_feedback(directory: Path, rows: list, after_due_date: bool = False) -> int:

@@ -12,7 +12,10 @@ above its max (extra credit) go to `Grade.extra_credit`, which nbgrader adds to 
 nbgrader has nowhere to keep what re-grading needs (the submission's content hash, which grader version and profile
 produced the grade, how long it took, why a run failed, the full results.json), so the table `autograder_submission`
 lives in the same database and is written in the same transaction as the grades: a submission is either fully
-recorded or not at all, whatever interrupts the run.
+recorded or not at all, whatever interrupts the run. Where a submission came from (a Gradescope export, a Canvas
+download) and whether it was late is kept in `autograder_intake`; its time goes to nbgrader's
+`SubmittedAssignment.timestamp`, the due date to `Assignment.duedate` and a late policy's deduction (points) to
+`SubmittedNotebook.late_submission_penalty`, where nbgrader's own tools look for them.
 
 nbgrader imports Jupyter, tornado and SQLAlchemy (about a second), so only this module imports it, and lazily.
 """
@@ -72,6 +75,13 @@ class StudentRow:
     content_hash: str = ""
     profile: str = ""
     device: str = ""
+    auto_max: float = 0.0  # the autograded part's points (extra-credit tests count 0)
+    written_max: float = 0.0
+    extra_credit: float = 0.0  # part of auto_score above the tests' max scores
+    source: str = ""  # folders, gradescope or canvas
+    submitted_at: str = ""  # ISO 8601, UTC; empty where the source gave no time
+    late: bool = False
+    late_penalty: float = 0.0  # points taken off `score` by the late policy
 
 
 @contextlib.contextmanager
@@ -92,6 +102,11 @@ def _alembic_on_path():
             del os.environ["PATH"]
         else:
             os.environ["PATH"] = saved
+
+
+def _utc_naive(moment: dt.datetime | None) -> dt.datetime | None:
+    """nbgrader keeps times as naive UTC."""
+    return moment.astimezone(dt.timezone.utc).replace(tzinfo=None) if moment is not None else None
 
 
 def cell_name(test_name: str) -> str:
@@ -133,7 +148,7 @@ class ClassGradebook:
 
     def __init__(self, path: str | Path):
         from nbgrader import api  # lazy: see the module docstring
-        from sqlalchemy import Column, Float, MetaData, String, Table, Text
+        from sqlalchemy import Column, Float, Integer, MetaData, String, Table, Text
 
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
@@ -157,6 +172,16 @@ class ClassGradebook:
             Column("graded_at", String(32), nullable=False),
             Column("results_json", Text),
         )
+        self._intake = Table(
+            "autograder_intake",
+            metadata,
+            Column("assignment", String(128), primary_key=True),
+            Column("student_id", String(128), primary_key=True),
+            Column("source", String(16), nullable=False),
+            Column("reference", Text, nullable=False, default=""),
+            Column("submitted_at", String(40), nullable=False, default=""),
+            Column("late", Integer, nullable=False, default=0),
+        )
         metadata.create_all(self._nb.engine)
 
     def __enter__(self) -> ClassGradebook:
@@ -170,13 +195,15 @@ class ClassGradebook:
 
     # -- structure -------------------------------------------------------------------------------------------------
 
-    def ensure_assignment(self, assignment: str, written: dict[str, float] | None = None) -> None:
+    def ensure_assignment(self, assignment: str, written: dict[str, float] | None = None,
+                          duedate: dt.datetime | None = None) -> None:
         """Create the assignment (with its one notebook) if new, and its written-question cells with their max points.
 
         Changing a question's max points updates it; questions are never removed here (their manual scores stay).
+        `duedate` (timezone-aware) becomes nbgrader's due date of the assignment.
         """
         api = self._api
-        self._nb.update_or_create_assignment(assignment)
+        self._nb.update_or_create_assignment(assignment, **({"duedate": _utc_naive(duedate)} if duedate else {}))
         self._nb.update_or_create_notebook(assignment, assignment)
         notebook = self._notebook(assignment)
         try:
@@ -279,6 +306,47 @@ class ClassGradebook:
             self._session.rollback()
             raise
 
+    def record_intake(self, assignment: str, submissions: list[Any]) -> None:
+        """Where each student's submission came from, when it was made and whether it was late (intake.Submission
+        objects), in one transaction; the time also becomes nbgrader's timestamp of the student's submission."""
+        from sqlalchemy.dialects.sqlite import insert
+
+        notebook = self._notebook(assignment)
+        submitted_by_student = {nb.assignment.student_id: nb for nb in self._submitted_notebooks(notebook)}
+        try:
+            for submission in submissions:
+                values = dict(source=submission.source, reference=submission.reference, late=int(submission.late),
+                              submitted_at=_utc_naive(submission.submitted_at).isoformat() + "Z"
+                              if submission.submitted_at else "")
+                statement = insert(self._intake).values(assignment=assignment, student_id=submission.student_id,
+                                                        **values)
+                self._session.execute(statement.on_conflict_do_update(
+                    index_elements=["assignment", "student_id"], set_=values))
+                submitted = submitted_by_student.get(submission.student_id)
+                if submitted is not None:
+                    submitted.assignment.timestamp = _utc_naive(submission.submitted_at)
+            self._session.commit()
+        except BaseException:
+            self._session.rollback()
+            raise
+
+    def apply_late_policy(self, assignment: str, policy: Any) -> None:
+        """Store each submission's late deduction (points: the policy's fraction of its total) in nbgrader's
+        `late_submission_penalty`; 0 without a policy, on time, or where the submission time is unknown."""
+        notebook = self._notebook(assignment)
+        try:
+            for submitted in self._submitted_notebooks(notebook):
+                timestamp = submitted.assignment.timestamp
+                fraction = 0.0
+                if policy is not None and timestamp is not None:
+                    fraction = policy.penalty_fraction(timestamp.replace(tzinfo=dt.timezone.utc))
+                total = sum(float(grade.score) for grade in submitted.grades)
+                submitted.late_submission_penalty = round(fraction * total, 6)
+            self._session.commit()
+        except BaseException:
+            self._session.rollback()
+            raise
+
     def set_manual_score(self, assignment: str, student_id: str, question: str, score: float | None) -> None:
         """Enter (or with None, clear) a written question's score; 0 <= score <= the question's max points."""
         self.set_manual_scores(assignment, {(student_id, question): score})
@@ -325,12 +393,16 @@ class ClassGradebook:
         max_score = sum(cell.max_score for cell in cells)
         runs = {row.student_id: row for row in self._session.execute(
             self._runs.select().where(self._runs.c.assignment == assignment))}
+        intake = {row.student_id: row for row in self._session.execute(
+            self._intake.select().where(self._intake.c.assignment == assignment))}
+        auto_max = sum(cell.max_score for cell in cells if cell.cell_type != WRITTEN_CELL_TYPE)
         submitted_by_student = {nb.assignment.student_id: nb for nb in self._submitted_notebooks(notebook)}
         rows = []
         for student in sorted(self._nb.students, key=lambda s: s.id):
             row = StudentRow(student_id=student.id, first_name=student.first_name or "",
                              last_name=student.last_name or "", email=student.email or "", status="missing",
-                             error="", auto_score=0.0, written_score=0.0, score=0.0, max_score=max_score)
+                             error="", auto_score=0.0, written_score=0.0, score=0.0, max_score=max_score,
+                             auto_max=auto_max, written_max=max_score - auto_max)
             submitted = submitted_by_student.get(student.id)
             if submitted is not None:
                 by_cell = {grade.cell_id: grade for grade in submitted.grades}
@@ -344,7 +416,9 @@ class ClassGradebook:
                         points = 0.0 if grade is None else float(grade.score)
                         row.test_scores[cell.name] = points
                         row.auto_score += points
-                row.score = row.auto_score + row.written_score
+                        row.extra_credit += 0.0 if grade is None else float(grade.extra_credit or 0.0)
+                row.late_penalty = float(submitted.late_submission_penalty or 0.0)
+                row.score = row.auto_score + row.written_score - row.late_penalty
                 row.status = "graded"
             run = runs.get(student.id)
             if run is not None:
@@ -356,6 +430,9 @@ class ClassGradebook:
                 row.content_hash = run.content_hash
                 row.profile = run.profile
                 row.device = run.device
+            came = intake.get(student.id)
+            if came is not None:
+                row.source, row.submitted_at, row.late = came.source, came.submitted_at, bool(came.late)
             rows.append(row)
         return rows
 

@@ -1,0 +1,332 @@
+"""Where grade-all's submissions come from: a folder per student, a Gradescope export, or a Canvas download.
+
+- `folders`: SUBMISSIONS holds one folder or zip per student, named by student id.
+- `gradescope`: the zip (or its unzipped folder) of Gradescope's "Export Submissions": `submission_metadata.yml`
+  maps each `submission_<id>` folder to its `:submitters:` (`:name:`, `:sid:`, `:email:`), its `:created_at:` and
+  the `:history:` of older submissions. The student id is the SID (the email where a student has none); a student
+  named by two submissions keeps the one created last; a group submission counts for each member.
+- `canvas`: the zip (or folder) of Canvas's "Download Submissions": files named
+  `<loginname>[_LATE]_<userid>_<submissionid>_<original name>`, Canvas adding `-1`, `-2` to an original name the
+  student had uploaded before (`hw1-1.py`). The student id is the Canvas user id; a student's files form one
+  submission (for a name given twice, the upload with the larger id, i.e. the later one); `LATE` marks it late.
+  Canvas puts no submission time in the download.
+
+Exports are staged: each student's files (only the assignment's student files and zips, which the engine opens
+later with its own checks) are copied into `STAGING/<student id>/`, so every grading reads a plain folder of one
+student, and re-running on the same export gives the same content hashes (nothing is re-graded).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import re
+import shutil
+import stat
+import zipfile
+from dataclasses import dataclass
+from pathlib import Path, PurePosixPath
+from typing import Any, Callable
+
+# nbgrader's student ids are String(128); a conservative alphabet keeps ids safe as file names and CSV cells.
+STUDENT_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._@+-]{0,127}")
+SOURCES = ("folders", "gradescope", "canvas")
+GRADESCOPE_METADATA = "submission_metadata.yml"
+_IGNORED_ENTRIES = {"__MACOSX"}
+# <loginname>[_LATE]_<userid>_<submissionid>_<original file name>
+CANVAS_NAME = re.compile(r"(?P<login>[^_/]+)(?P<late>_LATE)?_(?P<user>\d+)_(?P<submission>\d+)_(?P<original>.+)")
+_CANVAS_REPEAT = re.compile(r"(?P<stem>.+)-\d+(?P<suffix>\.[^.]*)?")
+_STAGING_MARKER = ".autograder-staging"
+_MAX_METADATA_BYTES = 64 * 1024 * 1024
+_MAX_STAGED_FILE_BYTES = 200 * 1024 * 1024  # a student's zip, copied as it is for the engine's own intake
+
+
+class ClassroomError(Exception):
+    """Bad input to grade-all (named in the message); nothing was graded."""
+
+
+@dataclass(frozen=True)
+class Submission:
+    student_id: str
+    path: Path
+    first_name: str = ""
+    last_name: str = ""
+    email: str = ""
+    source: str = "folders"
+    reference: str = ""  # where it came from: the export's submission folder, or the Canvas file names
+    submitted_at: dt.datetime | None = None  # timezone-aware; None where the source does not say
+    late: bool = False
+
+
+# -- folders -----------------------------------------------------------------------------------------------------
+
+
+def find_submissions(directory: Path) -> list[Submission]:
+    """One Submission per student entry of `directory`; raise ClassroomError listing every unusable entry."""
+    if not directory.is_dir():
+        raise ClassroomError(f"submissions folder {directory} does not exist or is not a folder")
+    submissions: dict[str, Submission] = {}
+    problems = []
+    for entry in sorted(directory.iterdir()):
+        if entry.name.startswith(".") or entry.name in _IGNORED_ENTRIES:
+            continue
+        if entry.is_dir():
+            student_id = entry.name
+        elif entry.is_file() and entry.suffix.lower() == ".zip":
+            student_id = entry.name[: -len(".zip")]
+        else:
+            problems.append(f"{entry}: expected a folder or a .zip named by student id")
+            continue
+        if not STUDENT_ID.fullmatch(student_id):
+            problems.append(f"{entry}: student id {student_id!r} must start with a letter or digit and use only "
+                            f"letters, digits and . _ @ + - (at most 128 characters)")
+        elif student_id in submissions:
+            problems.append(f"{entry}: student {student_id} also has {submissions[student_id].path.name}; keep one")
+        else:
+            submissions[student_id] = Submission(student_id, entry)
+    if problems:
+        raise ClassroomError(f"{len(problems)} unusable entr{'y' if len(problems) == 1 else 'ies'} in {directory}:\n  "
+                             + "\n  ".join(problems))
+    return list(submissions.values())
+
+
+# -- reading an export, zipped or not ----------------------------------------------------------------------------
+
+
+class _Export:
+    """The regular files of an export (a folder or a zip) by relative POSIX path, readable with a size cap.
+
+    A zip's entry names pass the engine's own checks (no absolute paths, no `..`, no zip bombs); a folder is walked
+    without following links. A single top folder (`assignment_123_export/`) is looked through.
+    """
+
+    def __init__(self, path: Path):
+        from autograder.engine.submission import IntakeLimits, SubmissionRejected, _check_entry
+
+        self.path = path
+        self._zip: zipfile.ZipFile | None = None
+        self._files: dict[str, Any] = {}
+        if path.is_dir():
+            for folder, subfolders, names in os.walk(path):  # never follows links
+                subfolders[:] = [d for d in subfolders if d not in _IGNORED_ENTRIES]
+                for name in names:
+                    file = Path(folder, name)
+                    if stat.S_ISREG(os.lstat(file).st_mode):
+                        self._files[file.relative_to(path).as_posix()] = file
+        elif path.is_file():
+            try:
+                self._zip = zipfile.ZipFile(path)
+                limits = IntakeLimits(max_file_bytes=_MAX_STAGED_FILE_BYTES)
+                for info in self._zip.infolist():
+                    parts = _check_entry(info, limits)
+                    if parts and not any(part in _IGNORED_ENTRIES for part in parts) \
+                            and not stat.S_ISLNK(info.external_attr >> 16):
+                        self._files["/".join(parts)] = info
+            except SubmissionRejected as exc:
+                raise ClassroomError(f"{path}: {exc}") from None
+            except (zipfile.BadZipFile, OSError, EOFError, ValueError) as exc:
+                raise ClassroomError(f"{path}: not a readable zip file ({exc})") from None
+        else:
+            raise ClassroomError(f"{path} does not exist")
+        tops = {name.split("/", 1)[0] for name in self._files}
+        if len(tops) == 1 and all("/" in name for name in self._files):  # one top folder: look through it
+            top = tops.pop() + "/"
+            self._files = {name[len(top):]: value for name, value in self._files.items()}
+
+    def names(self) -> list[str]:
+        return sorted(self._files)
+
+    def read(self, name: str, limit: int) -> bytes:
+        entry = self._files[name]
+        try:
+            if self._zip is None:
+                fd = os.open(entry, os.O_RDONLY | os.O_NOFOLLOW)
+                with os.fdopen(fd, "rb") as stream:
+                    data = stream.read(limit + 1)
+            else:
+                with self._zip.open(entry) as stream:
+                    data = stream.read(limit + 1)
+        except (OSError, zipfile.BadZipFile, NotImplementedError, RuntimeError, ValueError, EOFError) as exc:
+            raise ClassroomError(f"{self.path}: cannot read {name} ({exc})") from None
+        if len(data) > limit:
+            raise ClassroomError(f"{self.path}: {name} is larger than {limit} bytes")
+        return data
+
+    def close(self) -> None:
+        if self._zip is not None:
+            self._zip.close()
+
+
+def detect_source(path: Path) -> str:
+    """`gradescope` when the export holds submission_metadata.yml, `canvas` when every top-level file is named the
+    Canvas way, else `folders` (a folder) or an error (a zip)."""
+    export = _Export(path)
+    try:
+        names = export.names()
+    finally:
+        export.close()
+    if GRADESCOPE_METADATA in names:
+        return "gradescope"
+    top_level = [name for name in names if "/" not in name and not name.startswith(".")]
+    if top_level and all(CANVAS_NAME.fullmatch(name) for name in top_level):
+        return "canvas"
+    if path.is_dir():
+        return "folders"
+    raise ClassroomError(f"{path}: neither a Gradescope export (no {GRADESCOPE_METADATA}) nor a Canvas download "
+                         "(files named <loginname>_<userid>_<submissionid>_<file>); give --source")
+
+
+def read_submissions(path: Path, source: str, student_files: tuple[str, ...], staging: Path | None = None
+                     ) -> list[Submission]:
+    """The latest submission of every student in `path`; exports are staged into `staging` (see module doc)."""
+    if source == "auto":
+        source = detect_source(path)
+    if source == "folders":
+        return find_submissions(path)
+    if source not in SOURCES:
+        raise ClassroomError(f"unknown --source {source!r}; expected auto or one of {', '.join(SOURCES)}")
+    staging = staging or path.parent / f"{path.name}.staged"
+    export = _Export(path)
+    try:
+        reader: Callable[..., list[Submission]] = _gradescope if source == "gradescope" else _canvas
+        return reader(export, student_files, _fresh_staging(staging))
+    finally:
+        export.close()
+
+
+def _fresh_staging(staging: Path) -> Path:
+    """Empty `staging`, which must be new or a staging folder made before (it holds our marker file)."""
+    if staging.exists():
+        if not (staging / _STAGING_MARKER).is_file():
+            raise ClassroomError(f"staging folder {staging} exists and was not made by grade-all; remove it or give "
+                                 "another --staging-dir")
+        shutil.rmtree(staging)
+    staging.mkdir(parents=True)
+    (staging / _STAGING_MARKER).write_text("grade-all stages the students' files of an export here; it empties this "
+                                           "folder on each run\n")
+    return staging
+
+
+def _wanted(name: str, student_files: tuple[str, ...]) -> bool:
+    """Files the engine will look at: the assignment's student files and zips (which it opens itself)."""
+    base = PurePosixPath(name).name
+    return base in student_files or base.lower().endswith(".zip")
+
+
+# -- Gradescope --------------------------------------------------------------------------------------------------
+
+
+def _gradescope(export: _Export, student_files: tuple[str, ...], staging: Path) -> list[Submission]:
+    import yaml
+
+    where = f"{export.path}: {GRADESCOPE_METADATA}"
+    try:
+        metadata = yaml.safe_load(export.read(GRADESCOPE_METADATA, _MAX_METADATA_BYTES))
+    except yaml.YAMLError as exc:
+        raise ClassroomError(f"{where} is not valid YAML: {exc}") from None
+    if not isinstance(metadata, dict):
+        raise ClassroomError(f"{where}: expected a mapping of submission folders (submission_<id>:) to their "
+                             f"metadata, got {type(metadata).__name__}")
+    names = export.names()
+    latest: dict[str, tuple[Submission, str]] = {}
+    problems = []
+    for folder, entry in metadata.items():
+        folder = str(folder)
+        if not isinstance(entry, dict) or not isinstance(entry.get(":submitters"), list) or not entry[":submitters"]:
+            problems.append(f"{folder}: expected :submitters: with at least one :name:/:sid:/:email: entry")
+            continue
+        created = entry.get(":created_at")
+        if isinstance(created, str):
+            try:
+                created = dt.datetime.fromisoformat(created)
+            except ValueError:
+                created = None
+        if not isinstance(created, dt.datetime) or created.tzinfo is None:
+            problems.append(f"{folder}: :created_at: must be a time with its UTC offset, got {entry.get(':created_at')!r}")
+            continue
+        if not any(name.startswith(folder + "/") for name in names):
+            problems.append(f"{folder}: listed in {GRADESCOPE_METADATA} but the export has no {folder}/ folder")
+            continue
+        for submitter in entry[":submitters"]:
+            if not isinstance(submitter, dict):
+                problems.append(f"{folder}: a submitter is not a :name:/:sid:/:email: mapping")
+                continue
+            student_id = str(submitter.get(":sid") or submitter.get(":email") or "").strip()
+            if not STUDENT_ID.fullmatch(student_id):
+                problems.append(f"{folder}: submitter {submitter.get(':name')!r} has no usable :sid: or :email: "
+                                f"(got {student_id!r}; letters, digits and . _ @ + - expected)")
+                continue
+            first, _, last = str(submitter.get(":name") or "").strip().rpartition(" ")
+            submission = Submission(student_id, staging / student_id, first_name=first or last,
+                                    last_name=last if first else "", email=str(submitter.get(":email") or ""),
+                                    source="gradescope", reference=folder, submitted_at=created)
+            previous = latest.get(student_id)
+            if previous is None or created > previous[0].submitted_at:
+                latest[student_id] = (submission, folder)
+    if problems:
+        raise ClassroomError(f"{where}: {len(problems)} unusable submission(s):\n  " + "\n  ".join(problems))
+    for student_id, (submission, folder) in latest.items():
+        target = staging / student_id
+        target.mkdir()
+        for name in names:
+            if name.startswith(folder + "/") and _wanted(name, student_files):
+                _stage(export, name, target / name[len(folder) + 1:])
+    return [latest[student_id][0] for student_id in sorted(latest)]
+
+
+# -- Canvas ------------------------------------------------------------------------------------------------------
+
+
+def _canvas(export: _Export, student_files: tuple[str, ...], staging: Path) -> list[Submission]:
+    # user id -> staged name -> (Canvas's submission id, file name, marked LATE)
+    files: dict[str, dict[str, tuple[int, str, bool]]] = {}
+    logins: dict[str, str] = {}
+    problems = []
+    for name in export.names():
+        if "/" in name or name.startswith("."):
+            continue  # Canvas puts every file at the top; anything nested is not a student's upload
+        match = CANVAS_NAME.fullmatch(name)
+        if match is None:
+            problems.append(f"{name}: expected <loginname>[_LATE]_<userid>_<submissionid>_<file name>")
+            continue
+        original = _canvas_original(match["original"], student_files)
+        user = match["user"]
+        chosen = files.setdefault(user, {})  # a student who uploaded only other files (a PDF) is still listed
+        logins[user] = match["login"]
+        if not _wanted(original, student_files):
+            continue
+        number = int(match["submission"])
+        if original not in chosen or number > chosen[original][0]:
+            chosen[original] = (number, name, bool(match["late"]))
+    if problems:
+        raise ClassroomError(f"{export.path}: {len(problems)} file(s) not named the way Canvas names downloads:\n  "
+                             + "\n  ".join(problems))
+    submissions = []
+    for user in sorted(files, key=int):
+        target = staging / user
+        target.mkdir()
+        for original, (_, name, _) in sorted(files[user].items()):
+            _stage(export, name, target / original)
+        used = sorted(files[user].values())
+        # Canvas's login part is the sortable name run together ("smithalice"); a roster gives real names.
+        submissions.append(Submission(user, target, last_name=logins[user], source="canvas",
+                                      reference=", ".join(name for _, name, _ in used),
+                                      late=any(is_late for _, _, is_late in used)))
+    return submissions
+
+
+def _canvas_original(name: str, student_files: tuple[str, ...]) -> str:
+    """The name the student gave the file: Canvas's `-1`, `-2` for a repeated upload removed where that gives one of
+    the assignment's file names (`hw1-1.py` -> `hw1.py`), so a name of the student's own stays as it is."""
+    match = _CANVAS_REPEAT.fullmatch(name)
+    if match and name not in student_files:
+        original = match["stem"] + (match["suffix"] or "")
+        if original in student_files:
+            return original
+    return name
+
+
+def _stage(export: _Export, name: str, target: Path) -> None:
+    """Copy one file of the export (its name checked by `_Export`: no absolute path, no `..`) to `target`."""
+    target.parent.mkdir(parents=True, exist_ok=True)
+    target.write_bytes(export.read(name, _MAX_STAGED_FILE_BYTES))
