@@ -278,3 +278,29 @@ def test_grade_all_gradescope_export_into_the_gradebook(tmp_path, in_process_gra
     assert rows["1001"].max_score == 20.0  # 10 autograded + the written 6 + 4
     assert (rows["2002"].late, rows["2002"].late_penalty, rows["2002"].score) == (False, 0.0, 3.0)
     assert not rows["3003"].late and rows["3003"].late_penalty == 0.0  # 11 minutes late: within the grace period
+
+
+def test_grade_all_canvas_download_and_rerun(tmp_path, in_process_grading, capsys):
+    graders = toy_with(tmp_path, LATE_AND_WRITTEN)
+    download = canvas_download(tmp_path)
+    gradebook, canvas_csv = tmp_path / "grades.db", tmp_path / "canvas.csv"
+    command = ["grade-all", str(graders), str(download), "--gradebook", str(gradebook), "--no-progress",
+               "--insecure-no-sandbox", "--canvas-csv", str(canvas_csv), "--canvas-column", "HW1 (123456)"]
+    assert main(command) == 0
+    err = capsys.readouterr().err
+    assert "3 submissions, 3 to grade" in err
+    assert "1 late submission(s) without a submission time (Canvas downloads carry none), so no late deduction " \
+           "is applied to them: 111" in err
+    with ClassGradebook(gradebook) as book:
+        rows = {row.student_id: row for row in book.rows("toy")}
+        assert book._nb.find_submission("toy", "111").timestamp is None
+    assert rows["111"].test_scores == {"test_add: add() sums": 9.0}  # the later upload, toy-1.py
+    assert (rows["111"].late, rows["111"].late_penalty, rows["111"].source) == (True, 0.0, "canvas")
+    assert rows["222"].test_scores == {"test_add: add() sums": 0.0}  # the stand-in grader does not open zips
+    with open(canvas_csv, newline="") as handle:
+        lines = handle.read().splitlines()
+    assert lines[:3] == ["Student,ID,SIS User ID,SIS Login ID,Section,HW1 (123456)", "Points Possible,,,,,20",
+                         "smithalice,111,,,,9"]
+
+    assert main(command) == 0  # the same download again: staged identically, nobody re-graded
+    assert "3 submissions, 0 to grade, 3 unchanged" in capsys.readouterr().err
