@@ -106,3 +106,16 @@ def test_gpu_jobs_are_accepted_by_the_training_scripts(reference_modules):
                     assert parsed.test == testing, command
                     if not testing:
                         assert parsed.time_limit_s == 100 - gpu_profile.TIME_LIMIT_MARGIN_S, command
+
+
+def test_gpu_rows_say_whether_they_reached_their_goal(reference_modules):
+    import gpu_profile
+
+    goals = {job.name: job.target_accuracy for job in gpu_profile.JOBS if job.target_accuracy}
+    assert goals == {"mann_K1_N2": 96.0, "protonet_5w1s": 98.5, "protonet_5w5s": 99.5, "maml_5w1s": 98.5,
+                     "maml_5w5s": 99.5}, goals
+    assert all("--augment_rotations" in job.flags for job in gpu_profile.JOBS if job.homework == "hw2")
+    row = {"target_accuracy": 98.5, "ci95": 0.003}
+    assert [gpu_profile.reached({**row, "accuracy": value}) for value in (0.99, 0.986, 0.97)] == [
+        "yes", "mean only", "no"]
+    assert gpu_profile.reached({"target_accuracy": 98.5}) == gpu_profile.reached({"accuracy": 0.5, "ci95": 0}) == "—"
