@@ -17,6 +17,7 @@ COMMANDS = {
     "grade": ("autograder.engine.grade", "grade one submission (folder or zip) in the sandbox"),
     "grade-all": ("autograder.classroom.grade_all", "grade a whole class into a gradebook, CSV and feedback files"),
     "gradescope": ("autograder.classroom.gradescope", "build a Gradescope autograder bundle"),
+    "similarity": ("autograder.classroom.similarity", "an HTML report of the submissions that share too much code"),
     "calibrate": ("autograder.scoring.calibrate", "train the reference under a profile budget and write thresholds"),
 }
 

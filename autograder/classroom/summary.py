@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any, Sequence
 
 from autograder.classroom.gradebook import StudentRow, named_tests, number
+from autograder.classroom.similarity import PAGE as SIMILARITY_PAGE
 
 HISTOGRAM = "score_histogram.png"
 PASS_RATES = "test_pass_rates.png"
@@ -146,6 +147,8 @@ def write_summary(directory: Path, assignment: str, rows: Sequence[StudentRow], 
         overview += [("mean score", _num(statistics.fmean(scores))), ("median score", _num(statistics.median(scores))),
                      ("lowest / highest", f"{_num(min(scores))} / {_num(max(scores))}")]
     blocks += [("h2", "Overview"), ("table", ("", "value"), overview)]
+    if (directory / SIMILARITY_PAGE).is_file():  # written by grade-all just before the summary
+        blocks += [("link", SIMILARITY_PAGE, "Code similarity between the submissions (copydetect)")]
 
     blocks += [("h2", "Score distribution")]
     if scores:
@@ -281,6 +284,8 @@ def _markdown(blocks: list[tuple]) -> str:
             out.append(content[0])
         elif kind == "img":
             out.append(f"![{content[1]}]({content[0]})")
+        elif kind == "link":
+            out.append(f"[{content[1]}]({content[0]})")
         elif kind == "table":
             header, rows = content
             lines = [_md_row(header), "|" + "---|" * len(header)] + [_md_row(row) for row in rows]
@@ -304,6 +309,8 @@ def _html(blocks: list[tuple], title: str) -> str:
             body.append(f"<p>{e(content[0])}</p>")
         elif kind == "img":
             body.append(f'<p><img src="{e(content[0])}" alt="{e(content[1])}"></p>')
+        elif kind == "link":
+            body.append(f'<p><a href="{e(content[0])}">{e(content[1])}</a></p>')
         elif kind == "table":
             header, rows = content
             head = "".join(f"<th>{e(str(c))}</th>" for c in header)
