@@ -66,6 +66,10 @@ class OmniglotStore:
     def __post_init__(self) -> None:
         object.__setattr__(self, "_row_of", {name: row for row, name in enumerate(self.characters)})
 
+    def __repr__(self) -> str:  # short: a failing test that shows the store must not print 8 MB of pixels
+        characters, drawings = self.images.shape[:2]
+        return f"OmniglotStore({str(self.root)!r}, {characters} characters x {drawings} drawings)"
+
     def row(self, name: str) -> int:
         """Row of character `name` ("Alphabet/characterNN") in `images`."""
         try:

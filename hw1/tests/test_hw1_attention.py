@@ -1,5 +1,8 @@
 # hw1/tests/test_hw1_attention.py: public tests, provided. Run them with `pytest hw1`; you need not change them.
-"""Public tests of the extra-credit attention learner (`episode_attention_mask`, `AttentionLearner.forward`)."""
+"""Public tests of the extra-credit attention learner (`episode_attention_mask`, `AttentionLearner.forward`).
+
+PYTEST_DONT_REWRITE: a failing check reports its message alone
+(what was observed and what was expected), without pytest's dump of the values."""
 
 from __future__ import annotations
 
@@ -34,8 +37,9 @@ def test_attention_mask(samples_per_class, num_classes):
 def test_attention_forward_shape():
     images, labels = random_episodes(3, 3, 4)
     preds = make_learner(4, 3)(images, labels)
-    assert isinstance(preds, torch.Tensor) and tuple(preds.shape) == (3, 3, 4, 4), \
-        "AttentionLearner.forward must return [B, K+1, N, N] logits"
+    assert isinstance(preds, torch.Tensor) and tuple(preds.shape) == (3, 3, 4, 4), (
+        "AttentionLearner.forward must return [B, K+1, N, N] = (3, 3, 4, 4) logits, got "
+        + (str(tuple(preds.shape)) if isinstance(preds, torch.Tensor) else type(preds).__name__))
 
 
 def test_attention_forward_ignores_the_query_labels_and_keeps_the_callers_tensors():
@@ -47,7 +51,7 @@ def test_attention_forward_ignores_the_query_labels_and_keeps_the_callers_tensor
     with torch.no_grad():
         same = torch.allclose(model(images, labels), model(images, changed), atol=1e-6)
     assert torch.equal(labels, labels_before), "AttentionLearner.forward changed the caller's labels"
-    assert same, "changing the query labels changed the predictions: hide them (use episode_sequence)"
+    assert same, "changing the query labels changed the predictions: the model must not see them (episode_sequence)"
 
 
 def test_each_query_sees_only_the_support_set_and_itself():

@@ -2,6 +2,9 @@
 """Public tests of maml.py: `MAML._inner_loop`, `MAML._outer_step`, the extra-credit variants and the script.
 
 The tests use a tiny network (4 channels, 3-way tasks) so that they run in seconds on a CPU.
+
+PYTEST_DONT_REWRITE: a failing check reports its message alone
+(what was observed and what was expected), without pytest's dump of the values.
 """
 
 from __future__ import annotations
@@ -62,11 +65,13 @@ def test_inner_loop_returns_parameters_accuracies_and_gradients(num_inner_steps)
     assert isinstance(parameters, dict) and set(parameters) == set(maml._meta_parameters), (
         f"the adapted parameters must be a dict with the meta-parameters' names {sorted(maml._meta_parameters)}")
     for name, value in maml._meta_parameters.items():
-        assert parameters[name].shape == value.shape, f"adapted {name} has shape {tuple(parameters[name].shape)}"
+        assert parameters[name].shape == value.shape, (
+            f"adapted {name} has shape {tuple(parameters[name].shape)}, the meta-parameter {tuple(value.shape)}")
     assert len(accuracies) == num_inner_steps + 1, (
         f"with {num_inner_steps} inner steps, accuracies must hold {num_inner_steps + 1} values (before each step "
         f"and after the last), got {len(accuracies)}")
-    assert all(0.0 <= float(a) <= 1.0 for a in accuracies), f"accuracies must be fractions in [0, 1]: {accuracies}"
+    assert all(0.0 <= float(a) <= 1.0 for a in accuracies), (
+        f"accuracies must be fractions in [0, 1], got {[round(float(a), 4) for a in accuracies]}")
     if num_inner_steps:
         assert isinstance(gradients, dict) and set(gradients) == set(maml._meta_parameters), (
             "gradients must be a dict of the last inner step's gradient for every parameter name")
@@ -139,13 +144,16 @@ def test_outer_step_returns_the_mean_query_loss_of_the_adapted_parameters():
     for images_support, labels_support, images_query, labels_query in tasks:
         adapted = gradient_descent(maml, images_support, labels_support, 1, create_graph=False)
         expected.append(float(F.cross_entropy(maml._forward(images_query, adapted), labels_query).detach()))
-    assert outer_loss.dim() == 0 and outer_loss.requires_grad, "the outer loss must be a differentiable scalar"
+    assert outer_loss.dim() == 0 and outer_loss.requires_grad, (
+        f"the outer loss must be a differentiable scalar, got shape {tuple(outer_loss.shape)} with requires_grad="
+        f"{outer_loss.requires_grad}")
     assert abs(float(outer_loss.detach()) - sum(expected) / 2) < 1e-5, (
         f"outer loss {float(outer_loss):.6f}, expected {sum(expected) / 2:.6f}: the mean over tasks of the "
         "cross-entropy of the QUERY logits (adapted parameters) against labels_query")
     assert tuple(torch.as_tensor(accuracies_support).shape) == (2,), (
-        "accuracies_support must hold num_inner_steps + 1 support accuracies averaged over the tasks")
-    assert 0.0 <= float(accuracy_query) <= 1.0
+        "accuracies_support must hold num_inner_steps + 1 = 2 support accuracies averaged over the tasks, got shape "
+        f"{tuple(torch.as_tensor(accuracies_support).shape)}")
+    assert 0.0 <= float(accuracy_query) <= 1.0, f"the query accuracy {float(accuracy_query)} is not in [0, 1]"
 
 
 def test_outer_loss_depends_on_the_query_labels():
@@ -170,9 +178,11 @@ def test_meta_gradient_is_second_order():
     first = gradient_descent(maml, images_support, labels_support, 1, create_graph=False)
     first_order = meta_gradient(maml, F.cross_entropy(maml._forward(images_query, first), labels_query))
     assert relative_difference(gradient, second_order) < 1e-4, (
-        "the meta-gradient of the outer loss differs from exact second-order MAML: with train=True the inner loop "
-        "must use create_graph=True"
-        + (" (it matches the FIRST-order gradient)" if relative_difference(gradient, first_order) < 1e-4 else ""))
+        "the meta-gradient of the outer loss differs from exact second-order MAML"
+        + (": it matches the FIRST-order gradient (with train=True the inner gradients must keep their graph, "
+           "create_graph=True)" if relative_difference(gradient, first_order) < 1e-4 else
+           f" (relative difference {relative_difference(gradient, second_order):.2e}): the outer loss must be the "
+           "query loss of parameters adapted by differentiable inner steps"))
 
 
 def test_learned_inner_learning_rates_receive_gradients():
@@ -213,7 +223,9 @@ def test_anil_adapts_only_the_head():
     body = [n for n in maml._meta_parameters if n not in HEAD_PARAMETERS]
     assert all(parameters[n] is maml._meta_parameters[n] for n in body), (
         "--anil: the body's entries of the adapted parameters must be the meta-parameters themselves")
-    assert set(gradients) == set(HEAD_PARAMETERS) and len(accuracies) == 3
+    assert set(gradients) == set(HEAD_PARAMETERS) and len(accuracies) == 3, (
+        f"--anil with 2 inner steps: expected gradients for {sorted(HEAD_PARAMETERS)} and 3 accuracies, got "
+        f"gradients for {sorted(gradients)} and {len(accuracies)} accuracies")
     expected = gradient_descent(maml, images, labels, 2, create_graph=False, names=HEAD_PARAMETERS)
     for name in HEAD_PARAMETERS:
         assert torch.allclose(parameters[name], expected[name], rtol=1e-5, atol=1e-6), (
@@ -237,7 +249,9 @@ def test_reptile_writes_theta_minus_phi_into_grad():
     for name, value in maml._meta_parameters.items():
         assert value.grad is not None and torch.allclose(value.grad, expected[name], rtol=1e-4, atol=1e-7), (
             f"--reptile: {name}.grad must be the mean over tasks of theta - phi (phi: after the inner loop)")
-    assert tuple(torch.as_tensor(accuracies_support).shape) == (3,) and 0.0 <= float(accuracy_query) <= 1.0
+    assert tuple(torch.as_tensor(accuracies_support).shape) == (3,) and 0.0 <= float(accuracy_query) <= 1.0, (
+        "--reptile with 2 inner steps: expected 3 support accuracies and a query accuracy in [0, 1], got shape "
+        f"{tuple(torch.as_tensor(accuracies_support).shape)} and {float(accuracy_query)}")
 
 
 @pytest.mark.extra_credit
@@ -255,7 +269,7 @@ def test_imaml_inner_loop_solves_the_proximal_problem():
         assert torch.allclose(parameters[name], phi[name], rtol=1e-5, atol=1e-6), (
             f"--imaml: adapted {name} differs from gradient descent on support loss + lambda/2 ||phi - theta||^2")
     assert not any(p.requires_grad for p in parameters.values()), "--imaml: the inner solution must be detached"
-    assert len(accuracies) == 3
+    assert len(accuracies) == 3, f"--imaml with 2 inner steps: expected 3 accuracies, got {len(accuracies)}"
 
 
 @pytest.mark.extra_credit
@@ -283,6 +297,7 @@ def test_imaml_one_conjugate_gradient_step():
 # ---------------------------------------------------------------------------------------------- the script
 
 
+@pytest.mark.slow
 def test_training_script_trains_checkpoints_and_tests(store, tmp_path):
     log_dir = tmp_path / "maml"
     common = ["--device", "cpu", "--num_way", "3", "--num_support", "1", "--num_query", "2", "--batch_size", "2",
@@ -293,8 +308,12 @@ def test_training_script_trains_checkpoints_and_tests(store, tmp_path):
     assert (log_dir / "state4.pt").is_file(), "training must write a checkpoint state<step>.pt into --log_dir"
     maml_module.main(maml_module.parse_arguments(common + ["--test", "--num_test_tasks", "5"]))
     saved = json.loads((log_dir / "results.json").read_text())
-    assert saved["test"]["num_tasks"] == 5 and 0.0 <= saved["test"]["accuracy"] <= 1.0, saved["test"]
-    assert saved["train"]["settings"]["learn_inner_lrs"] is True and "batch_norm" in saved["train"]["settings"]
+    assert saved["test"]["num_tasks"] == 5 and 0.0 <= saved["test"]["accuracy"] <= 1.0, (
+        f"results.json: test on {saved['test']['num_tasks']} tasks with accuracy {saved['test']['accuracy']}, "
+        "expected 5 tasks and an accuracy in [0, 1]")
+    settings = saved["train"]["settings"]
+    assert settings["learn_inner_lrs"] is True and "batch_norm" in settings, (
+        f"results.json train settings {sorted(settings)} lack batch_norm or learn_inner_lrs=True")
 
 
 def test_provided_help_lists_every_flag(capsys):

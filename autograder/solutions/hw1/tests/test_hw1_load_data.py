@@ -1,4 +1,7 @@
-"""Public tests of load_data.py: the episodes `DataGenerator._sample` returns (run `pytest hw1`)."""
+"""Public tests of load_data.py: the episodes `DataGenerator._sample` returns (run `pytest hw1`).
+
+PYTEST_DONT_REWRITE: a failing check reports its message alone
+(what was observed and what was expected), without pytest's dump of the values."""
 
 from __future__ import annotations
 
@@ -38,7 +41,8 @@ def test_provided_image_file_to_array_matches_the_store(store):
     for drawing in (0, 19):
         image = image_file_to_array(store.png_path(name, drawing), IMAGE_SIZE)
         expected = store.images[7, drawing].reshape(IMAGE_SIZE).astype(np.float32) / np.float32(255)
-        assert image.dtype == np.float32 and image.shape == (IMAGE_SIZE,)
+        assert image.dtype == np.float32 and image.shape == (IMAGE_SIZE,), (
+            f"image_file_to_array gave {image.dtype} {image.shape}, expected float32 ({IMAGE_SIZE},)")
         assert np.array_equal(image, expected), "the PNG decodes to other values than the packed store holds"
 
 
@@ -69,11 +73,11 @@ def test_labels_are_one_hot_with_the_support_set_in_class_order(store):
 
 def test_query_row_is_shuffled(store):
     num_classes = 3
-    orders = {tuple(labels[-1].argmax(-1)) for _, labels in sample_episodes(num_classes, 2, 200)}
+    orders = {tuple(labels[-1].argmax(-1).tolist()) for _, labels in sample_episodes(num_classes, 2, 200)}
     all_orders = set(itertools.permutations(range(num_classes)))
     assert orders == all_orders, (
-        f"the query row must be randomly shuffled: over 200 3-way episodes every one of the {len(all_orders)} orders "
-        f"of the classes should appear, but only these did: {sorted(orders)}")
+        f"over 200 3-way episodes the query row's labels came in only these class orders: {sorted(orders)}; the "
+        f"query row must be shuffled by a random permutation, so all {len(all_orders)} orders should appear")
 
 
 @pytest.mark.parametrize("split", ["train", "val", "test"])
@@ -90,18 +94,20 @@ def test_images_belong_to_their_labels_class_and_to_the_split(store, drawing_ind
         for k, n in np.ndindex(*rows.shape):
             assert rows[k, n] == class_rows[classes[k, n]], (
                 f"images[{k}, {n}] is a drawing of another character than its label says (class {classes[k, n]}): "
-                "shuffle the query images and labels with the same permutation")
+                + ("the query row's images and labels must be shuffled with the same permutation"
+                   if k == num_samples_per_class - 1 else
+                   f"support row {k} must hold class n's drawing in column n, like row 0"))
 
 
 @pytest.mark.parametrize("num_samples_per_class", [2, 5, 20])
 def test_no_drawing_is_used_twice_in_an_episode(store, drawing_index, num_samples_per_class):
     for images, labels in sample_episodes(3, num_samples_per_class, 10):
-        rows, drawings, classes = locate_episode(drawing_index, images, labels)
-        for label in range(3):
-            used = sorted(drawings[classes == label].tolist())
-            assert len(set(used)) == num_samples_per_class, (
-                f"K+1={num_samples_per_class} drawings of a character must be distinct (the query must not repeat "
-                f"a support drawing), got drawing indices {used} for class {label}")
+        rows, drawings, _ = locate_episode(drawing_index, images, labels)
+        for row in set(rows.ravel().tolist()):  # by character, not by label: a label bug must not show up here
+            used = sorted(drawings[rows == row].tolist())
+            assert len(set(used)) == len(used), (
+                f"character {store.characters[row]} appears with drawing indices {used} in one episode: its K+1="
+                f"{num_samples_per_class} drawings must be distinct (the query must not repeat a support drawing)")
 
 
 def test_every_character_of_the_split_stays_available(store, drawing_index):
@@ -119,7 +125,8 @@ def test_the_seed_makes_episodes_repeatable(store):
         assert np.array_equal(images, images_again) and np.array_equal(labels, labels_again), (
             "two generators with the same config['seed'] gave different episodes: take every random choice from "
             "self.rng (not np.random or random)")
-    assert any(not np.array_equal(a[0], b[0]) for a, b in zip(first, other)), "different seeds gave the same episodes"
+    assert any(not np.array_equal(a[0], b[0]) for a, b in zip(first, other)), (
+        "generators with config['seed'] 11 and 12 gave the same 5 episodes: the episodes must depend on the seed")
 
 
 def test_png_decoding_gives_the_same_episodes(store):

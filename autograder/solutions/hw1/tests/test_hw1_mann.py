@@ -1,4 +1,7 @@
-"""Public tests of hw1.py: `episode_sequence`, `MANN.forward`, `MANN.loss_function` and the training script."""
+"""Public tests of hw1.py: `episode_sequence`, `MANN.forward`, `MANN.loss_function` and the training script.
+
+PYTEST_DONT_REWRITE: a failing check reports its message alone
+(what was observed and what was expected), without pytest's dump of the values."""
 
 from __future__ import annotations
 
@@ -119,7 +122,8 @@ def test_mann_reads_the_episode_row_by_row():
         before, after = model(images, labels), model(changed, labels)
     assert torch.equal(before[:, :-1], after[:, :-1]), (
         "changing the first query image changed predictions of the support rows: the LSTM must read the support "
-        "set (rows 0..K-1, in order) before the queries, so outputs are reshaped back in the same row-major order")
+        "set (rows 0..K-1, in order) before the queries, and its outputs must be reshaped back in the same "
+        "row-major order (check both the sequence and the reshape)")
     assert not torch.allclose(before[:, -1, 0], after[:, -1, 0]), \
         "changing the first query image did not change its own prediction"
 
@@ -133,7 +137,9 @@ def test_loss_is_the_query_cross_entropy():
     _, labels = random_episodes(5, samples_per_class, num_classes)
     preds = torch.randn(5, samples_per_class, num_classes, num_classes, generator=torch.Generator().manual_seed(1))
     loss = model.loss_function(preds, labels)
-    assert isinstance(loss, torch.Tensor) and loss.dim() == 0, "loss_function must return a scalar tensor"
+    assert isinstance(loss, torch.Tensor) and loss.dim() == 0, (
+        "loss_function must return a scalar (0-dim) tensor, got "
+        + (f"shape {tuple(loss.shape)}" if isinstance(loss, torch.Tensor) else type(loss).__name__))
     expected = -(labels[:, -1] * preds[:, -1].log_softmax(dim=-1)).sum(dim=-1).mean()
     assert torch.allclose(loss, expected, atol=1e-5), (
         f"expected the mean cross-entropy of the query row (preds are logits), {expected.item():.5f}, "
@@ -157,7 +163,7 @@ def test_loss_ignores_the_support_rows():
 def test_provided_help_lists_every_flag(capsys):
     with pytest.raises(SystemExit) as exit_info:
         hw1.parse_args(["--help"])
-    assert exit_info.value.code == 0
+    assert exit_info.value.code == 0, f"`python hw1.py --help` exited with {exit_info.value.code}"
     text = capsys.readouterr().out
     for flag in ("--num_classes", "--num_shot", "--meta_batch_size", "--hidden_dim", "--learning_rate",
                  "--train_steps", "--device", "--seed", "--log_dir", "--eval_every", "--checkpoint_every", "--resume",
@@ -165,14 +171,18 @@ def test_provided_help_lists_every_flag(capsys):
         assert flag in text, f"`python hw1.py --help` does not document {flag}"
 
 
+@pytest.mark.slow
 def test_training_script_runs_and_resumes(store, tmp_path):
     log_dir = tmp_path / "run"
     common = ["--num_classes", "2", "--num_shot", "1", "--meta_batch_size", "8", "--hidden_dim", "16",
               "--eval_every", "5", "--checkpoint_every", "10", "--num_test_episodes", "16", "--device", "cpu",
               "--log_dir", str(log_dir)]
-    assert hw1.main(common + ["--train_steps", "10"]) == 0
-    assert hw1.main(common + ["--train_steps", "15", "--resume"]) == 0
+    assert hw1.main(common + ["--train_steps", "10"]) == 0, "training 10 steps did not exit with 0"
+    assert hw1.main(common + ["--train_steps", "15", "--resume"]) == 0, "resuming to 15 steps did not exit with 0"
     results = json.loads((log_dir / "results.json").read_text())
-    assert results["train_steps"] == 15 and results["num_test_episodes"] >= 16
-    assert 0.0 <= results["test_accuracy"] <= 1.0
-    assert (log_dir / "learning_curve.png").is_file() and (log_dir / "state15.pt").is_file()
+    assert results["train_steps"] == 15 and results["num_test_episodes"] >= 16, (
+        f"results.json says {results['train_steps']} steps and {results['num_test_episodes']} test episodes, "
+        "expected 15 and at least 16")
+    assert 0.0 <= results["test_accuracy"] <= 1.0, f"test accuracy {results['test_accuracy']} is not in [0, 1]"
+    missing = [name for name in ("learning_curve.png", "state15.pt") if not (log_dir / name).is_file()]
+    assert not missing, f"the run wrote no {' and no '.join(missing)} into --log_dir"
