@@ -8,7 +8,7 @@ import pytest
 
 from autograder import GRADERS_DIR
 from autograder.assignment import load_assignment
-from autograder.classroom.grade_all import find_submissions
+from autograder.classroom.intake import find_submissions
 from autograder.classroom.similarity import PAGE, compare_class, write_page
 from autograder.cli import main
 from validity_corpus import load_variants, replace_region

@@ -12,8 +12,9 @@ the seams between files are boilerplate too). A pair is flagged when the code sh
 `threshold` of either student's (non-boilerplate) code; the page shows, for each flagged pair, both students' code
 with the shared regions highlighted. A flagged pair is a reason to look, not a verdict.
 
-SUBMISSIONS_DIR is laid out as for grade-all (one folder or zip per student id); `grade-all --similarity` writes the
-page beside the class summary.
+SUBMISSIONS is read as grade-all reads it (`classroom.intake`: one folder or zip per student id, or a Gradescope
+export or Canvas download); grade-all with --summary-dir writes the page beside the class summary (unless
+--no-similarity).
 """
 
 from __future__ import annotations
@@ -25,6 +26,8 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Sequence
+
+from autograder.classroom.intake import SOURCES
 
 PAGE = "similarity.html"
 _FILE_HEADER = "# ===== {} ====="  # a comment: copydetect ignores it, readers see where each file starts
@@ -156,12 +159,13 @@ def write_page(path: Path, assignment: str, report: SimilarityReport) -> Path:
     return path
 
 
-def write_class_report(assignment: Any, submissions_dir: Path, output: Path, threshold: float | None = None
-                       ) -> SimilarityReport:
-    """Compare the class in `submissions_dir` (laid out as for grade-all) and write the page to `output`."""
-    from autograder.classroom.grade_all import find_submissions
+def write_class_report(assignment: Any, submissions: Path, output: Path, threshold: float | None = None,
+                       source: str = "auto", staging: Path | None = None) -> SimilarityReport:
+    """Compare the class in `submissions` (read as grade-all reads it) and write the page to `output`."""
+    from autograder.classroom.intake import read_submissions
 
-    report = compare_class(assignment, find_submissions(submissions_dir), threshold)
+    report = compare_class(assignment, read_submissions(submissions, source, assignment.student_files, staging),
+                           threshold)
     write_page(output, assignment.name, report)
     return report
 
@@ -193,7 +197,12 @@ def threshold_argument(text: str) -> float:
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("assignment", help="hw1, hw2, or a graders folder holding an assignment.toml")
     parser.add_argument("submissions", type=Path,
-                        help="folder with one entry per student: a folder or a .zip named by student id")
+                        help="as for grade-all: a folder with one folder or .zip per student id, or a Gradescope "
+                             "export or Canvas download")
+    parser.add_argument("--source", choices=("auto", *SOURCES), default="auto",
+                        help="what SUBMISSIONS is (default: auto, as grade-all)")
+    parser.add_argument("--staging-dir", type=Path, default=None,
+                        help="where an export's files are staged (default: beside it, as grade-all)")
     parser.add_argument("-o", "--output", type=Path, default=Path(PAGE), help=f"the page to write (default {PAGE})")
     parser.add_argument("--threshold", type=threshold_argument, default=None, metavar="SHARE",
                         help="list pairs sharing more than this share of either student's code (default: "
@@ -204,11 +213,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from autograder.assignment import AssignmentError, load_assignment
-    from autograder.classroom.grade_all import ClassroomError
+    from autograder.classroom.intake import ClassroomError
 
     try:
         assignment = load_assignment(args.assignment, release_dir=args.release_dir)
-        report = write_class_report(assignment, args.submissions, args.output, args.threshold)
+        report = write_class_report(assignment, args.submissions, args.output, args.threshold, args.source,
+                                    args.staging_dir)
     except (AssignmentError, ClassroomError, ValueError) as exc:
         print(f"similarity: {exc}", file=sys.stderr)
         return 2
@@ -220,14 +230,14 @@ def write_beside_summary(args: argparse.Namespace) -> None:
     """grade-all's hook (with --summary-dir, unless --no-similarity): the page for the whole submissions folder, in
     the summary's folder. A class that cannot be compared is said so on stderr; it never fails the grading run."""
     from autograder.assignment import load_assignment
-    from autograder.classroom.grade_all import ClassroomError
+    from autograder.classroom.intake import ClassroomError
 
-    if getattr(args, "no_similarity", False):
+    if args.no_similarity:
         return
     page = args.summary_dir / PAGE
     try:
         assignment = load_assignment(args.assignment, args.solutions_dir, args.release_dir)
-        report = write_class_report(assignment, args.submissions, page)
+        report = write_class_report(assignment, args.submissions, page, source=args.source, staging=args.staging_dir)
     except (ClassroomError, ValueError) as exc:
         print(f"similarity report not written: {exc}", file=sys.stderr)
         return
