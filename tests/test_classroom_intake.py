@@ -97,7 +97,7 @@ def canvas_download(root: Path) -> Path:
         archive.writestr("smithalice_111_9001_toy.py", "# alice, first try\nSCORE = 4\n")
         archive.writestr("smithalice_LATE_111_9050_toy-1.py", "# alice, late resubmission\nSCORE = 9\n")
         archive.write(student_zip, "jonesbob_222_9010_submission.zip")
-        archive.writestr("leecarol_333_9020_answers.pdf", "%PDF-1.4 written answers only")
+        archive.writestr("leecarol_LATE_333_9020_answers.pdf", "%PDF-1.4 written answers only")
     return path
 
 
@@ -140,6 +140,7 @@ def test_canvas_download_latest_files_and_late_mark(tmp_path):
     with zipfile.ZipFile(bob.path / "submission.zip") as archive:  # a student's zip is staged for the engine
         assert archive.read("hw/toy.py").startswith(b"# bob, zipped")
     assert list(found["333"].path.iterdir()) == []  # only a PDF: listed, and graded as missing its files
+    assert found["333"].late
 
 
 def test_rerun_stages_the_same_files(tmp_path):
@@ -289,8 +290,8 @@ def test_grade_all_canvas_download_and_rerun(tmp_path, in_process_grading, capsy
     assert main(command) == 0
     err = capsys.readouterr().err
     assert "3 submissions, 3 to grade" in err
-    assert "1 late submission(s) without a submission time (Canvas downloads carry none), so no late deduction " \
-           "is applied to them: 111" in err
+    assert "2 late submission(s) without a submission time (Canvas downloads carry none), so no late deduction " \
+           "is applied to them: 111, 333" in err
     with ClassGradebook(gradebook) as book:
         rows = {row.student_id: row for row in book.rows("toy")}
         assert book._nb.find_submission("toy", "111").timestamp is None

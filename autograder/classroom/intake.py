@@ -280,6 +280,7 @@ def _gradescope(export: _Export, student_files: tuple[str, ...], staging: Path) 
 def _canvas(export: _Export, student_files: tuple[str, ...], staging: Path) -> list[Submission]:
     # user id -> staged name -> (Canvas's submission id, file name, marked LATE)
     files: dict[str, dict[str, tuple[int, str, bool]]] = {}
+    late_elsewhere: dict[str, bool] = {}  # LATE on a file that is not graded (the only mark of a PDF-only student)
     logins: dict[str, str] = {}
     problems = []
     for name in export.names():
@@ -294,6 +295,7 @@ def _canvas(export: _Export, student_files: tuple[str, ...], staging: Path) -> l
         chosen = files.setdefault(user, {})  # a student who uploaded only other files (a PDF) is still listed
         logins[user] = match["login"]
         if not _wanted(original, student_files):
+            late_elsewhere[user] = late_elsewhere.get(user, False) or bool(match["late"])
             continue
         number = int(match["submission"])
         if original not in chosen or number > chosen[original][0]:
@@ -311,7 +313,8 @@ def _canvas(export: _Export, student_files: tuple[str, ...], staging: Path) -> l
         # Canvas's login part is the sortable name run together ("smithalice"); a roster gives real names.
         submissions.append(Submission(user, target, last_name=logins[user], source="canvas",
                                       reference=", ".join(name for _, name, _ in used),
-                                      late=any(is_late for _, _, is_late in used)))
+                                      late=any(is_late for _, _, is_late in used) if used
+                                      else late_elsewhere.get(user, False)))
     return submissions
 
 
