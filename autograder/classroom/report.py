@@ -76,7 +76,7 @@ def curve_png(curve: dict) -> bytes:
     and the accuracy the grader measured) against the steps."""
     from matplotlib.figure import Figure  # the object API: no pyplot state, no GUI backend
 
-    figure = Figure(figsize=(7, 3.2), dpi=100, layout="constrained")
+    figure = Figure(figsize=(7, 3.6), dpi=100, layout="constrained")
     loss_axes = figure.subplots()
     accuracy_axes = loss_axes.twinx()
     nan = float("nan")
@@ -96,7 +96,7 @@ def curve_png(curve: dict) -> bytes:
     accuracy_axes.set_ylabel("accuracy")
     accuracy_axes.set_ylim(0, 1.02)
     handles = [h for axes in (loss_axes, accuracy_axes) for h in axes.get_legend_handles_labels()[0]]
-    accuracy_axes.legend(handles=handles, fontsize="small", loc="center right")
+    figure.legend(handles=handles, fontsize="small", loc="outside lower center", ncols=3)  # off the curves
     buffer = io.BytesIO()
     figure.savefig(buffer, format="png")
     return buffer.getvalue()

@@ -198,12 +198,12 @@ def build_results(events: list[dict], *, harness_problem: str | None, intake_sum
     if extra_data.get("sandbox") == "insecure":
         notes.append("WARNING: graded WITHOUT the sandbox (--insecure-no-sandbox).")
     shown = [test for test in tests if test["visibility"] == "visible"]  # what every student sees at once
+    total = [score_line(shown, len(tests) - len(shown))] if tests else []  # nothing graded: no total to read
     return {
         "score": _round(sum(t["score"] for t in tests)),
         "max_score": _round(sum(t["max_score"] for t in tests)),
         "execution_time": _round(execution_time),
-        # Gradescope shows `output` above the tests: the total as people read it, then the notes
-        "output": "\n\n".join([score_line(shown, len(tests) - len(shown)), *notes]),
+        "output": "\n\n".join(total + notes),  # Gradescope shows it above the tests
         "visibility": "visible",
         "stdout_visibility": "hidden",
         "tests": tests,

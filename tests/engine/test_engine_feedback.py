@@ -179,3 +179,19 @@ def test_training_curve_of_a_run_that_does_not_fill_its_last_window():
     for step in range(1, 8):
         curve.add(loss=step, accuracy=torch.ones(2))  # not one number: no accuracy
     assert curve.reply() == {"steps": [3, 6, 7], "loss": [2.0, 5.0, 7.0], "accuracy": [None, None, None]}
+
+
+def test_results_output_counts_only_what_students_see_now():
+    def entry(name, visibility):
+        return {"id": f"t.py::{name}", "name": name, "points": 2, "extra_credit": False, "visibility": visibility}
+
+    events = [{"event": "collected", "tests": [entry("test_shown", "visible"), entry("test_secret", "hidden")]},
+              *({"event": "result", "id": f"t.py::{name}", "passed": True, "fraction": 1.0, "message": ""}
+                for name in ("test_shown", "test_secret")),
+              {"event": "finished", "exitstatus": 0}]
+    results = build_results(events, harness_problem=None, intake_summary="2 files", extra_data={},
+                            execution_time=0.0)
+    assert results["score"] == 4 and results["output"] == "Score: 2 / 2 (1 more test not shown yet)\n\n2 files"
+    nothing = build_results([], harness_problem=None, intake_summary="Submission rejected: empty", extra_data={},
+                            execution_time=0.0)
+    assert nothing["output"].startswith("Submission rejected: empty")  # no "Score: 0 / 0" for what never ran

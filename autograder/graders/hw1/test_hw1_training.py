@@ -5,6 +5,9 @@ from the threshold (the reference's worst calibration seed minus a margin), line
 (an untrained model's accuracy), nothing at or below it. The evaluation episodes are drawn with a fresh secret
 seed on every run, so nothing about them can be learnt in advance.
 
+The feedback explains the score and shows the training curve the submission's run reported (loss and accuracy
+against the steps, a plot in HTML), beside the bar and what its code printed; the curve is drawn, never scored.
+
 PYTEST_DONT_REWRITE: the feedback shows each assertion's message alone, without pytest's introspection.
 """
 
