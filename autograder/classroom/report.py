@@ -132,7 +132,7 @@ def render_markdown(results: dict, *, show_hidden: bool = False, after_due_date:
         name = test["name"].replace("|", "\\|")
         lines.append(f"| {mark} | {name} | {_points(test)} |")
     for test in tests:
-        curve = test["extra_data"].get("training_curve")
+        curve = test.get("extra_data", {}).get("training_curve")
         if test.get("output") or curve:
             lines += ["", f"## {test['name']}"]
         if test.get("output"):
@@ -167,7 +167,7 @@ def render_html(results: dict, *, show_hidden: bool = False, after_due_date: boo
                      f"<td>{e(_points(test))}</td></tr>")
     parts.append("</table>")
     for test in tests:
-        curve = test["extra_data"].get("training_curve")
+        curve = test.get("extra_data", {}).get("training_curve")
         if test.get("output") or curve:
             parts.append(f"<h2>{e(test['name'])}</h2>")
         if curve:

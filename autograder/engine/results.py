@@ -96,10 +96,14 @@ def _safe_training_curve(record) -> dict | None:
 
 def score_parts(tests: list[dict]) -> tuple[float, float, float, bool]:
     """(points, maximum, extra credit, whether any test is extra credit) of some tests of a results dict."""
-    regular = [test for test in tests if not test["extra_data"].get("extra_credit")]
-    extra = [test for test in tests if test["extra_data"].get("extra_credit")]
-    return (_round(sum(test["score"] for test in regular)), _round(sum(test["max_score"] for test in regular)),
-            _round(sum(test["score"] for test in extra)), bool(extra))
+    points = maximum = extra = 0.0
+    has_extra = False
+    for test in tests:
+        if test.get("extra_data", {}).get("extra_credit"):
+            extra, has_extra = extra + test["score"], True
+        else:
+            points, maximum = points + test["score"], maximum + test["max_score"]
+    return _round(points), _round(maximum), _round(extra), has_extra
 
 
 def score_text(tests: list[dict]) -> str:
