@@ -136,7 +136,7 @@ def test_one_job_gives_the_same_grades_without_the_attacker(graded_class, tmp_pa
 def test_feedback_and_summary_files(graded_class):
     root, _ = graded_class
     feedback = (root / "feedback" / "alice.md").read_text()
-    assert "Score: 8.2 / 9 + 2 extra credit" in feedback  # hidden and after-due-date tests withheld from the student's view
+    assert "Score: 8.2 / 9 + 2 extra credit" in feedback  # hidden, after-due-date tests withheld
     assert "test_describe" not in feedback
     assert (root / "feedback" / "bob.html").read_text().startswith("<!DOCTYPE html>")
     assert not (root / "feedback" / "dave.md").exists()
