@@ -167,8 +167,8 @@ def test_summary_counts_messages_by_pattern_and_lists_timeouts_and_import_failur
     assert "AssertionError: accuracy # is below # (2x)" in markdown
     assert "shape (#, #), expected (#, #) (2x)" in markdown
     imports = markdown.split("## Code that could not be imported")[1].split("## Timeouts")[0]
-    assert "| carol | add and 1 more | add raised SyntaxError: invalid syntax (toy.py, line 36) |" in imports
-    assert "| dave | add | add raised NameError: name 'np' is not defined |" in imports
+    assert "| carol | 2 | add raised SyntaxError: invalid syntax (toy.py, line 36) |" in imports
+    assert "| dave | 1 | add raised NameError: name 'np' is not defined |" in imports
     assert "alice" not in imports and "bob" not in imports
     timeouts = markdown.split("## Timeouts")[1].split("## Grading time")[0]
     assert "| alice | scale | scale: timed out after 10 s (the worker was stopped) |" in timeouts

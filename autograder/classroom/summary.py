@@ -78,13 +78,14 @@ def pass_statistics(rows: Sequence[StudentRow], test_names: Sequence[str]) -> li
 @dataclass(frozen=True)
 class Failure:
     student_id: str
-    test: str
-    message: str  # the first line, as the student saw it
+    test: str  # the first test that failed so
+    message: str  # its first line, as the student saw it
+    tests: int = 1  # how many of the student's tests failed so
 
 
 def notable_failures(rows: Sequence[StudentRow]) -> tuple[list[Failure], list[Failure]]:
     """(timeouts, import failures): every call that timed out (and every grading stopped on its time limit), and for
-    each student whose code could not be imported the first test it failed, with how many tests failed so."""
+    each student whose code could not be imported the first test that failed so, with how many did."""
     timeouts: list[Failure] = []
     imports: list[Failure] = []
     for row in rows:
@@ -103,8 +104,7 @@ def notable_failures(rows: Sequence[StudentRow]) -> tuple[list[Failure], list[Fa
                 failed_to_import.append(Failure(row.student_id, name, _first_line(output)))
         if failed_to_import:
             first = failed_to_import[0]
-            imports.append(Failure(row.student_id, f"{first.test} and {len(failed_to_import) - 1} more"
-                                   if len(failed_to_import) > 1 else first.test, first.message))
+            imports.append(Failure(row.student_id, first.test, first.message, tests=len(failed_to_import)))
     return timeouts, imports
 
 
@@ -186,8 +186,8 @@ def write_summary(directory: Path, assignment: str, rows: Sequence[StudentRow], 
     if import_failures:
         blocks += [("p", "A syntax error, a failed import or an error at the top level of a file fails every test "
                          "that calls into it."),
-                   ("table", ("student", "tests failing so", "first message"),
-                    [(f.student_id, f.test, f.message) for f in import_failures])]
+                   ("table", ("student", "tests failed so", "first message"),
+                    [(f.student_id, str(f.tests), f.message) for f in import_failures])]
     else:
         blocks += [("p", "Every graded submission could be imported.")]
     blocks += [("h2", "Timeouts")]
