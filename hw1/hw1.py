@@ -65,11 +65,9 @@ def episode_sequence(input_images: torch.Tensor, input_labels: torch.Tensor) -> 
     The caller's tensors are left unchanged.
     """
     batch_size, samples_per_class, num_classes, _ = input_images.shape
-    # TODO hide the query labels WITHOUT writing into `input_labels` (the caller still needs them for the loss):
-    #   build a new labels tensor equal to input_labels for rows 0..K-1 and zeros for row K (e.g. with torch.cat or
-    #   by editing a .clone()). Then concatenate images and labels along the last dimension, image first
-    #   ([B, K+1, N, 784+N]), and reshape to [B, (K+1)*N, 784+N] so the sequence runs row by row: the whole support
-    #   set in class order, then the N queries.
+    # TODO return the sequence [B, (K+1)*N, 784+N] of the docstring: step k*N + n is the image [:, k, n] followed by
+    #   its label, row by row (the K support rows in order, then the N queries), with the query labels (row K)
+    #   replaced by zeros. `input_labels` must not change: the caller needs the true query labels for the loss.
     raise NotImplementedError("TODO: implement episode_sequence")
 
 
@@ -91,10 +89,9 @@ class BlackBoxLearner(nn.Module):
             scalar tensor: the cross-entropy averaged over the B*N query predictions (row K); the support rows
             0..K-1 do not count.
         """
-        # TODO keep only the query row (index K, i.e. -1) of preds and labels, flatten both to [B*N, N], turn the
-        #   one-hot labels into class indices (argmax over the last dimension) and return
-        #   torch.nn.functional.cross_entropy(query_logits, query_classes) (it applies the softmax itself and
-        #   averages over the B*N queries).
+        # TODO return the cross-entropy of the query predictions only (row K of `preds`, logits) against the classes
+        #   of row K of the one-hot `labels`, averaged over the B*N queries: a scalar tensor. The support rows must not
+        #   count.
         raise NotImplementedError("TODO: implement BlackBoxLearner.loss_function")
 
 
@@ -118,9 +115,9 @@ class MANN(BlackBoxLearner):
             [B, K+1, N, N] logits: out[b, k, n] scores the N classes for input_images[b, k, n].
         """
         batch_size, samples_per_class, num_classes, _ = input_images.shape
-        # TODO build the input sequence with `episode_sequence` ([B, (K+1)*N, 784+N]), run it through self.layer1
-        #   ([B, (K+1)*N, H]) and then self.layer2 ([B, (K+1)*N, N]); an nn.LSTM returns (output, (h, c)) and you
-        #   need only the output. Reshape the result to [B, K+1, N, N] and return it.
+        # TODO the MANN: read the episode sequence (`episode_sequence`, [B, (K+1)*N, 784+N]) with self.layer1, then
+        #   self.layer2, and return their output as [B, K+1, N, N] logits, out[b, k, n] for input_images[b, k, n] (the
+        #   sequence's row-by-row order). The model must never see the query labels.
         raise NotImplementedError("TODO: implement MANN.forward")
 
 
@@ -136,8 +133,8 @@ def episode_attention_mask(samples_per_class: int, num_classes: int, device=None
         A support step attends to every support step and to no query; a query step attends to every support step
         and to itself only (never to another query, so each query's prediction depends on D_tr and that query).
     """
-    # TODO start from an [L, L] bool tensor that blocks everything (True), then unblock (set False) the columns of
-    #   the K*N support steps for every row, and the diagonal entries [i, i] of the N query rows.
+    # TODO return the bool [L, L] mask of the docstring (True blocks step i from attending to step j): every step may
+    #   attend to the K*N support steps, a query step also to itself, and nothing else.
     raise NotImplementedError("TODO: implement episode_attention_mask")
 
 
@@ -161,11 +158,9 @@ class AttentionLearner(BlackBoxLearner):
     def forward(self, input_images: torch.Tensor, input_labels: torch.Tensor) -> torch.Tensor:
         """Same contract as `MANN.forward`: [B, K+1, N, 784], [B, K+1, N, N] -> [B, K+1, N, N] logits."""
         batch_size, samples_per_class, num_classes, _ = input_images.shape
-        # TODO build the sequence with `episode_sequence`, embed every step with self.embed ([B, L, H]), run
-        #   self.encoder with mask=episode_attention_mask(K+1, N, device=...) and is_causal=False ([B, L, H]), map
-        #   each step to N logits with self.readout ([B, L, N]) and reshape to [B, K+1, N, N].
-        #   (is_causal=False says what the mask is; without it PyTorch inspects the mask on every call, a GPU-to-host
-        #   copy per step.)
+        # TODO the learner of the class docstring: embed every step of the episode sequence (`episode_sequence`) with
+        #   self.embed ([B, L, H]), run self.encoder with the episode's attention mask (`episode_attention_mask`), read
+        #   out N logits per step with self.readout, and return them as [B, K+1, N, N], same order as MANN.forward.
         raise NotImplementedError("TODO: implement AttentionLearner.forward")
 
 

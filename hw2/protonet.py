@@ -83,16 +83,15 @@ class ProtoNet:
             images_support, labels_support, images_query, labels_query = (
                 tensor.to(self.device) for tensor in task
             )
-            # TODO: compute the ProtoNet loss and accuracies of this task and append them to the three lists.
-            #   1. Embed the support and the query images with self._network (two calls, one per set; the batch
-            #      statistics of batch norm are then those of each set): [N*S, D] and [N*Q, D], D = 64.
-            #   2. Prototypes [N, D]: the mean embedding of the support examples of each class c = 0..N-1. Select
-            #      the examples of a class by their label (e.g. F.one_hot(labels_support) [N*S, N], then a matrix
-            #      product and a division by the class counts), never by position: the support set is shuffled.
-            #   3. Logits [examples, N]: the NEGATIVE SQUARED Euclidean distance from each embedding to each
-            #      prototype, -||e - p_c||^2 (do not take a square root).
-            #   4. Loss: F.cross_entropy of the query logits against labels_query. Accuracies: util.score(logits,
-            #      labels) for the support logits (support embeddings vs prototypes) and for the query logits.
+            # TODO: compute this task's ProtoNet loss and accuracies and append them to the three lists.
+            #   - Embeddings: one self._network call per set, so that batch norm normalises each set
+            #     with its own statistics: [N*S, D] support, [N*Q, D] query.
+            #   - Prototypes [N, D]: prototype c is the mean embedding of the support examples LABELLED c
+            #     (the support set is shuffled: a class's examples are not contiguous); it stays differentiable.
+            #   - Logits [examples, N]: -||e - p_c||^2, the negative SQUARED Euclidean distance to each prototype.
+            #   - Loss: the cross-entropy of the query logits against labels_query (a differentiable 0-dim tensor).
+            #     Accuracies: util.score of the support logits and of the query logits.
+            #   Step-by-step help: "Hints" at the end of Part 1 of the handout.
             raise NotImplementedError("TODO: implement ProtoNet._step")
         loss = torch.stack(loss_batch).mean()
         accuracy_support = util.stack_metric(accuracy_support_batch, self.device).mean()

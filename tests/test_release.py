@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import argparse
+import ast
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -402,6 +404,41 @@ def test_out_rejects_instructor_names_in_paths(tmp_path, capsys):
 
 
 # --- the real repository ---------------------------------------------------------------------------------------------
+
+
+def grader_points(assignment: str) -> tuple[float, float]:
+    """(regular, extra credit) points of the grader tests, read from their @pytest.mark.points marks."""
+    totals = {False: 0.0, True: 0.0}
+    for path in sorted((REPO_ROOT / "autograder" / "graders" / assignment).glob("test_*.py")):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.FunctionDef):
+                marks = {ast.unparse(d.func if isinstance(d, ast.Call) else d): d for d in node.decorator_list}
+                if "pytest.mark.points" in marks:
+                    points = ast.literal_eval(marks["pytest.mark.points"].args[0])
+                    totals["pytest.mark.extra_credit" in marks] += points
+    return totals[False], totals[True]
+
+
+@pytest.mark.parametrize("assignment", ASSIGNMENTS)
+def test_handout_point_tables_add_up_to_the_graders_totals(assignment):
+    handout = (SOLUTIONS_DIR / assignment / "README.md").read_text()
+    rows = re.findall(r"^\| [^|]+ \| [^|]+ \| (autograder|hand) \| \+?(\d+)(?: extra credit)? \|$", handout, re.M)
+    extra_rows = re.findall(r"^\| extra \| [^|]+ \| autograder \| \+(\d+) extra credit \|$", handout, re.M)
+    total = re.search(r"\*\*Total: autograded (\d+) \+ (\d+) extra credit; written (\d+); total (\d+) \+ (\d+)\.\*\*",
+                      handout)
+    assert total, f"{assignment}/README.md: no line '**Total: autograded A + E extra credit; written W; total T + E.**'"
+    autograded, extra, written, overall, overall_extra = map(int, total.groups())
+    regular, extra_credit = grader_points(assignment)
+    assert (autograded, extra) == (regular, extra_credit), (
+        f"{assignment}/README.md says autograded {autograded} + {extra} extra credit; the graders' points marks add "
+        f"up to {regular:g} + {extra_credit:g}")
+    assert sum(int(points) for kind, points in rows if kind == "autograder") == autograded + extra
+    assert sum(int(points) for kind, points in rows if kind == "hand") == written
+    assert [int(points) for points in extra_rows] == [extra]
+    assert (overall, overall_extra) == (autograded + written, extra)
+    assert f"`{autograded} / {autograded} + {extra} extra credit`" in handout  # the autograder report's wording
+
+
 
 
 def test_repository_release_is_in_sync():

@@ -127,18 +127,16 @@ class DataGenerator(IterableDataset):
         order (images[k, n] is a drawing of class n); row K holds one query drawing per class, in shuffled order.
         """
         num_classes, num_drawings = self.num_classes, self.num_samples_per_class
-        # TODO (1/3) choose the episode's characters: N distinct rows of `self.character_rows`, picked uniformly at
-        #   random with `self.rng` (e.g. `self.rng.choice(..., size=N, replace=False)`). Class n of the episode is
-        #   the n-th character you picked. Never modify `self.character_rows`: every episode draws from the whole
-        #   split.
-        # TODO (2/3) for each chosen character pick K+1 DISTINCT drawing indices out of 0..19 (again with
-        #   `self.rng`), so that the query never repeats a support drawing. Load them all at once with
-        #   `self.load_drawings(rows, drawings)`: rows [1, N] (the characters) and drawing indices [K+1, N]
-        #   broadcast to `images` [K+1, N, 784], row k column n = the k-th drawing you picked for class n. Build
-        #   `labels` [K+1, N, N] where labels[k, n] is the one-hot vector of class n (`np.eye(N)` helps).
-        # TODO (3/3) shuffle the query row (row K) with one random permutation of the N classes, applied to both
-        #   images[K] and labels[K] so each query image keeps its own label. Support rows stay in class order.
-        #   Return (images, labels), both float32 numpy arrays.
+        # TODO return one episode (images, labels), float32 numpy arrays [K+1, N, 784] and [K+1, N, N] (docstring).
+        #   What must hold:
+        #   - the N classes are N distinct characters of the split (`self.character_rows`), chosen uniformly at random;
+        #     class n is the n-th one. Every episode chooses among all the split's characters.
+        #   - each class has K+1 distinct drawings, each exactly as `self.load_drawings` gives it, so a query never
+        #     repeats one of its support drawings;
+        #   - rows 0..K-1 (the support set) are in class order: images[k, n] shows class n, and labels[k] == eye(N);
+        #   - row K (the queries) holds one more drawing of each class in a random order, each with its own label.
+        #   Take every random choice from `self.rng`, so that config["seed"] makes the episodes repeatable.
+        #   Step-by-step help: "Hints" at the end of Part 1 of the handout.
         ### BEGIN SOLUTION
         characters = self.rng.choice(self.character_rows, size=num_classes, replace=False)
         drawing_order = self.rng.permuted(np.tile(np.arange(DRAWINGS_PER_CHARACTER), (num_classes, 1)), axis=1)

@@ -138,10 +138,9 @@ class MAML:
         """Whether the inner-loop gradients are computed with create_graph=True (so the meta-gradient is exact)."""
         if self._variant != "first_order":
             return train
-        # TODO (extra credit, --first_order): first-order MAML (FOMAML) ignores the second-order terms of the
-        #   meta-gradient: the inner-loop gradients are treated as constants even while training, so the outer
-        #   gradient w.r.t. theta is the query-loss gradient at the adapted parameters. Return the create_graph value
-        #   that achieves this. (Why does backpropagating through theta - lr * g with a constant g give exactly that?)
+        # TODO (extra credit, --first_order): return whether the inner-loop gradients keep their graph in
+        #   first-order MAML (FOMAML), which drops the meta-gradient's second-order terms: its gradient w.r.t.
+        #   theta is the query-loss gradient at the adapted parameters, also while training.
         ### BEGIN SOLUTION
         return False
         ### END SOLUTION
@@ -170,17 +169,16 @@ class MAML:
         parameters = dict(self._meta_parameters)  # a new dict holding the meta-parameter tensors themselves
         gradients = {}
         create_graph = self._second_order(train)
-        # TODO: run self._num_inner_steps steps of gradient descent on the support loss, starting at the
-        #   meta-parameters, and score the model along the way.
-        #   - Each step: compute the logits of the support images with self._forward and the current `parameters`,
-        #     record util.score of them in `accuracies`, take the support loss with F.cross_entropy, and its gradient
-        #     w.r.t. every tensor of `parameters` with torch.autograd.grad(..., create_graph=create_graph). For MAML
-        #     create_graph is simply `train`: a graph only while training, so that the outer loss can be
-        #     differentiated through the inner loop (second-order terms included).
-        #   - Update: parameters[name] - self._inner_lrs[name] * gradient[name], building a NEW dict every step.
-        #     Never update a tensor in place (no -=, no .data): the meta-parameters must stay untouched.
-        #   - After the loop, append the support accuracy of the final parameters (num_inner_steps + 1 entries), and
-        #     keep the last step's gradients in `gradients` (a dict by parameter name).
+        # TODO: self._num_inner_steps steps of gradient descent on the support loss (the cross-entropy of the logits of
+        #   `parameters` on `images` against `labels`), from the meta-parameters; each step takes the gradient at the
+        #   CURRENT parameters and moves each tensor by its learning rate self._inner_lrs[name] times its gradient.
+        #   What must hold:
+        #   - `accuracies`: util.score on the support set before each step and after the last (num_inner_steps + 1);
+        #   - `gradients`: the last step's gradients, a dict by parameter name;
+        #   - the meta-parameters are never modified: each step builds a new dict of new tensors (nothing in place);
+        #   - the gradients carry a graph exactly when `create_graph` (provided; for MAML it is `train`), so that when
+        #     training the outer loss differentiates through every step, second-order terms included.
+        #   Step-by-step help: "Hints" at the end of Part 2 of the handout.
         ### BEGIN SOLUTION
         for _ in range(self._num_inner_steps):
             logits = self._forward(images, parameters)
@@ -212,11 +210,10 @@ class MAML:
         accuracy_query_batch = []
         for task in task_batch:
             images_support, labels_support, images_query, labels_query = (tensor.to(self.device) for tensor in task)
-            # TODO: for this task, adapt with self._inner_loop on the SUPPORT set (pass `train` through), then
-            #   evaluate the adapted parameters on the QUERY set: logits = self._forward(images_query, parameters),
-            #   loss = F.cross_entropy(logits, labels_query). Append the loss to outer_loss_batch, the inner loop's
-            #   support accuracies (the whole list) to accuracies_support_batch and util.score(logits,
-            #   labels_query) to accuracy_query_batch.
+            # TODO: adapt to this task's SUPPORT set with self._inner_loop (`train` passed on), then append this task's
+            #   query loss (the cross-entropy of the adapted parameters' logits on the QUERY set, differentiable
+            #   w.r.t. the meta-parameters when training), its inner-loop support accuracies (the whole list) and
+            #   its query accuracy (util.score) to the three lists.
             ### BEGIN SOLUTION
             parameters, accuracies_support, _ = self._inner_loop(images_support, labels_support, train)
             logits_query = self._forward(images_query, parameters)
@@ -241,13 +238,11 @@ class MAML:
         parameters = dict(self._meta_parameters)
         gradients = {}
         create_graph = self._second_order(train)
-        # TODO (extra credit, --anil): compute the support features once with self._features (the body does not
-        #   change during adaptation), then run self._num_inner_steps gradient steps on the head parameters only
-        #   (the names in HEAD_PARAMETERS), computing logits with self._head from those features, with the same
-        #   update rule, learning rates and create_graph rule as _inner_loop.
-        #   Record the support accuracy before each step and after the last one, keep the last step's head
-        #   gradients, and put the adapted head into `parameters` (a new dict; the meta-parameters stay untouched).
-        #   The meta-gradient still reaches the body through the features (and the head's second-order terms).
+        # TODO (extra credit, --anil): _inner_loop's contract, but only the head (the names in HEAD_PARAMETERS) adapts.
+        #   The body does not change during adaptation, so the support features are computed once (self._features) and
+        #   each step evaluates only the head on them (self._head). Same update rule, learning rates and graph rule as
+        #   _inner_loop; `parameters` holds every name (the body's entries are the meta-parameter tensors themselves),
+        #   `gradients` only the head's. The meta-gradient must still reach the body through the features.
         ### BEGIN SOLUTION
         features = self._features(images, parameters)
         head = {name: parameters[name] for name in HEAD_PARAMETERS}
@@ -276,10 +271,10 @@ class MAML:
         task_metrics = []
         for task in task_batch:
             images_support, labels_support, images_query, labels_query = (tensor.to(self.device) for tensor in task)
-            # TODO (extra credit, --reptile): adapt on the support set with self._inner_loop, train=False (Reptile
-            #   needs no second-order graph), then append to `directions` the dict {name: theta - phi} of DETACHED
-            #   differences between each meta-parameter and its adapted value phi. For the metrics, append
-            #   (inner-loop support accuracies, *self._query_metrics(phi, images_query, labels_query)) to task_metrics.
+            # TODO (extra credit, --reptile): adapt to the support set (Reptile needs no second-order graph) and
+            #   append to `directions` the DETACHED differences {name: theta - phi} between each meta-parameter and
+            #   its adapted value; append (support accuracies, *self._query_metrics(phi, images_query, labels_query))
+            #   to task_metrics.
             ### BEGIN SOLUTION
             adapted, accuracies_support, _ = self._inner_loop(images_support, labels_support, train=False)
             directions.append({name: (value - adapted[name]).detach() for name, value in self._meta_parameters.items()})
@@ -303,11 +298,10 @@ class MAML:
         anchor = {name: value.detach() for name, value in self._meta_parameters.items()}
         parameters = dict(anchor)
         gradients = {}
-        # TODO (extra credit, --imaml): each step, make the current parameters leaves that require grad
-        #   ({name: value.detach().requires_grad_()}), compute logits, record util.score, and the gradient of
-        #   F.cross_entropy w.r.t. them (no create_graph); add the proximal term's gradient lambda * (phi - theta)
-        #   (theta = anchor) and take phi - lr * total_gradient, detached. Record the final accuracy too, and keep
-        #   the last total gradients.
+        # TODO (extra credit, --imaml): self._num_inner_steps steps of gradient descent from phi = theta (`anchor`) on
+        #   the regularised objective of the docstring (its gradient adds lambda * (phi - theta) to the support loss's),
+        #   with the inner learning rates. Nothing is differentiated through: every returned tensor is detached. Record
+        #   the support accuracy before each step and after the last; keep the last step's total gradients.
         ### BEGIN SOLUTION
         for _ in range(self._num_inner_steps):
             leaves = {name: value.detach().requires_grad_() for name, value in parameters.items()}
@@ -341,15 +335,13 @@ class MAML:
             support loss WITHOUT the proximal term, whose Hessian is the identity times lambda).
         """
         names = list(adapted)
-        # TODO (extra credit, --imaml): never form H. Hessian-vector products: make phi leaves that require grad,
-        #   compute the support-loss gradients once with create_graph=True, then H p = torch.autograd.grad(
-        #   gradients, leaves, grad_outputs=p, retain_graph=True). Treat the dict of tensors as one vector (inner
-        #   products sum over all tensors). Conjugate gradient for A v = g with A p = p + H p / lambda:
-        #   v = 0, r = g, p = r; repeat: alpha = <r, r> / <p, A p>, v += alpha p, r -= alpha A p,
-        #   beta = <r_new, r_new> / <r, r>, p = r + beta p. Truncated CG: A is not positive definite when the
-        #   support loss is non-convex, so stop for good (keep v) as soon as <p, A p> <= eps <p, p> (eps the dtype's
-        #   machine epsilon); if that happens on the first iteration return v = g (the first-order direction).
-        #   Return {name: v} detached; avoid .item() (no host syncs: mask the updates with torch.where instead).
+        # TODO (extra credit, --imaml): solve (I + H / lambda) v = g (g: query_gradients) by self._imaml_cg_steps
+        #   iterations of TRUNCATED conjugate gradient from v = 0. H is never formed: apply it to vectors only
+        #   (Hessian-vector products). The dict of tensors is one vector. The support loss is not convex, so stop
+        #   for good, keeping the current v, at the first search direction p with <p, A p> <= eps <p, p>
+        #   (A = I + H / lambda, eps the dtype's machine epsilon); if that happens at the first iteration, return
+        #   v = g. Return {name: v} detached.
+        #   Step-by-step help: "Hints" at the end of the extra-credit section of the handout.
         ### BEGIN SOLUTION
         leaves = [adapted[name].detach().requires_grad_() for name in names]
         loss = F.cross_entropy(self._forward(images_support, dict(zip(names, leaves))), labels_support)
