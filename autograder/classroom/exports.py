@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any, Iterable
 
 from autograder.classroom.gradebook import named_tests
+from autograder.engine.results import total_text
 
 CANVAS_HEADER = ["Student", "ID", "SIS User ID", "SIS Login ID", "Section"]
 CANVAS_POINTS_ROW = "Points Possible"
@@ -39,12 +40,11 @@ def fmt(value: float | None) -> str:
 def score_text(row: Any) -> str:
     """`autograded 80 / 80 + 10 extra credit; written: not graded yet / 20; late: -8 (2 days)`: the parts of a total.
 
-    The one place that words a score for people (the exports' score_text column); swap it here.
+    The autograded part is worded by `engine.results.total_text`, as in the feedback and results.json.
     """
     if row.status == "missing":
         return "no submission"
-    parts = [f"autograded {fmt(row.auto_score - row.extra_credit)} / {fmt(row.auto_max)}"
-             + (f" + {fmt(row.extra_credit)} extra credit" if row.extra_credit else "")]
+    parts = ["autograded " + total_text(row.auto_score - row.extra_credit, row.auto_max, row.extra_credit)]
     if row.written_max:
         entered = [points for points in row.written_scores.values() if points is not None]
         if not entered:

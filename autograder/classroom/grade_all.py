@@ -30,6 +30,7 @@ from autograder.classroom.exports import write_canvas_csv, write_detailed_csv, w
 # ClassroomError, Submission and find_submissions live in intake now; imported here too for grade-all's callers.
 from autograder.classroom.intake import (SOURCES, STUDENT_ID, ClassroomError, Submission,  # noqa: F401
                                          find_submissions, read_submissions)
+from autograder.engine.results import score_text
 
 
 _HASH_CHUNK = 1 << 20
@@ -392,7 +393,7 @@ def _with_progress(outcomes: Iterator[Outcome], total: int, disabled: bool) -> I
     with tqdm(total=total, unit="submission", disable=disabled or None, file=sys.stderr) as bar:
         for outcome in outcomes:
             if outcome.results is not None:
-                score = f"{outcome.results.get('score', 0):g}/{outcome.results.get('max_score', 0):g}"
+                score = score_text(outcome.results.get("tests", []))
             else:
                 score = "error"
             bar.set_postfix_str(f"{outcome.student_id}: {score}", refresh=False)

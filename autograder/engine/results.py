@@ -109,9 +109,13 @@ def score_parts(tests: list[dict]) -> tuple[float, float, float, bool]:
 def score_text(tests: list[dict]) -> str:
     """A total as people read it: "80 / 80 + 10 extra credit" (Gradescope's `score` folds the extra credit in and
     may pass the maximum; written that way, "90 / 80" reads as a mistake). "80 / 80" without extra-credit tests."""
-    points, maximum, extra, has_extra = score_parts(tests)
-    text = f"{points:g} / {maximum:g}"
-    return f"{text} + {extra:g} extra credit" if has_extra else text
+    return total_text(*score_parts(tests))
+
+
+def total_text(points: float, maximum: float, extra: float = 0.0, has_extra: bool = False) -> str:
+    """"80 / 80 + 10 extra credit" from its parts; the one wording of a total (results, feedback, exports)."""
+    text = f"{_round(points):g} / {_round(maximum):g}"
+    return f"{text} + {_round(extra):g} extra credit" if has_extra or extra else text
 
 
 def score_line(tests: list[dict], withheld: int = 0) -> str:
