@@ -7,7 +7,7 @@ values of a window are averaged in one transfer, so a run on a GPU does not wait
 missing value (None, something that is not one number) or a mean that is not finite gives the point None.
 
 Nothing here is trusted: the submission runs in the same process and may change any of it. The grader checks the
-reply (`autograder.engine.results.safe_curve`) and only ever draws it; no score depends on it.
+reply (in the grading engine, outside the sandbox) and only ever draws it; no score depends on it.
 """
 
 from __future__ import annotations

@@ -441,6 +441,15 @@ def test_handout_point_tables_add_up_to_the_graders_totals(assignment):
 
 
 
+def test_repository_student_tree_speaks_to_students_only(tmp_path):
+    # The leak check covers every file of the tree: the assignments, omniglot_data, the set-up files, the templates.
+    out = tmp_path / "student"
+    result = subprocess.run([sys.executable, "-m", "autograder", "release", "--out", str(out)], cwd=REPO_ROOT,
+                            capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, f"release --out failed ({result.returncode}):\n{result.stdout}\n{result.stderr}"
+    assert (out / "hw1" / "load_data.py").is_file() and (out / "omniglot_data" / "store.py").is_file()
+
+
 def test_repository_release_is_in_sync():
     without_code = [name for name in ASSIGNMENTS if not any((SOLUTIONS_DIR / name).rglob("*.py"))]
     if without_code:
