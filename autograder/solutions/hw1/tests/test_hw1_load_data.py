@@ -87,8 +87,9 @@ def test_images_belong_to_their_labels_class_and_to_the_split(store, drawing_ind
     for images, labels in sample_episodes(num_classes, num_samples_per_class, 10, split=split):
         rows, _, classes = locate_episode(drawing_index, images, labels)
         class_rows = rows[0]
-        assert len(set(class_rows.tolist())) == num_classes, \
-            f"the N={num_classes} classes of an episode must be {num_classes} different characters"
+        assert len(set(class_rows.tolist())) == num_classes, (
+            f"the {num_classes} images of support row 0 show only {len(set(class_rows.tolist()))} different "
+            f"characters: the N={num_classes} classes of an episode must be {num_classes} different characters")
         assert set(class_rows.tolist()) <= split_rows, \
             f"batch_type={split!r}: every character must come from the {split!r} split (self.character_rows)"
         for k, n in np.ndindex(*rows.shape):

@@ -107,8 +107,8 @@ def test_mann_forward_leaves_the_callers_tensors_untouched():
     images_before, labels_before = images.clone(), labels.clone()
     make_mann(3, 2)(images, labels)
     assert torch.equal(labels, labels_before), (
-        "MANN.forward changed the caller's labels (the query row was zeroed in place): the caller needs the true "
-        "query labels for the loss, so hide them in a copy")
+        "MANN.forward changed the caller's labels tensor: the caller needs the true query labels for the loss, so "
+        "hide them in a new tensor")
     assert torch.equal(images, images_before), "MANN.forward changed the caller's images tensor"
 
 
