@@ -46,10 +46,9 @@ def cpu_model() -> str:
 
 
 def usable_cores() -> int:
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:  # macOS
-        return os.cpu_count() or 1
+    from omniglot_data.experiment import usable_cores as cores  # the training scripts' own count
+
+    return cores()
 
 
 def machine_header(device: str | None = None) -> str:

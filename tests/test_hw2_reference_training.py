@@ -41,7 +41,7 @@ def test_training_resumes_from_the_latest_checkpoint(tmp_path):
     log_dir = tmp_path / "run"
     first = script("protonet.py", *TINY, "--num_train_iterations", "4", "--log_dir", str(log_dir))
     assert first.returncode == 0, first.stderr
-    second = script("protonet.py", *TINY, "--num_train_iterations", "6", "--log_dir", str(log_dir))
+    second = script("protonet.py", *TINY, "--num_train_iterations", "6", "--resume", "--log_dir", str(log_dir))
     assert second.returncode == 0, second.stderr
     assert "state4.pt" in second.stdout, f"the second run did not say it loaded state4.pt:\n{second.stdout}"
     train = results(log_dir)["train"]
