@@ -19,10 +19,12 @@ student, and re-running on the same export gives the same content hashes (nothin
 from __future__ import annotations
 
 import datetime as dt
+import math
 import os
 import re
 import shutil
 import stat
+import sys
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
@@ -34,7 +36,9 @@ SOURCES = ("folders", "gradescope", "canvas")
 GRADESCOPE_METADATA = "submission_metadata.yml"
 _IGNORED_ENTRIES = {"__MACOSX"}
 # <loginname>[_LATE]_<userid>_<submissionid>_<original file name>
-CANVAS_NAME = re.compile(r"(?P<login>[^_/]+)(?P<late>_LATE)?_(?P<user>\d+)_(?P<submission>\d+)_(?P<original>.+)")
+# DOTALL: an original name with a newline is still the student's own file, not a reason to stop the class.
+CANVAS_NAME = re.compile(r"(?P<login>[^_/]+)(?P<late>_LATE)?_(?P<user>\d+)_(?P<submission>\d+)_(?P<original>.+)",
+                         re.DOTALL)
 _CANVAS_REPEAT = re.compile(r"(?P<stem>.+)-\d+(?P<suffix>\.[^.]*)?")
 _STAGING_MARKER = ".autograder-staging"
 _MAX_METADATA_BYTES = 64 * 1024 * 1024
@@ -106,6 +110,7 @@ class _Export:
         self.path = path
         self._zip: zipfile.ZipFile | None = None
         self._files: dict[str, Any] = {}
+        self._refused: dict[str, str] = {}  # entry -> why it cannot be read (a zip bomb's ratio); raised on read
         if path.is_dir():
             for folder, subfolders, names in os.walk(path):  # never follows links
                 subfolders[:] = [d for d in subfolders if d not in _IGNORED_ENTRIES]
@@ -116,9 +121,17 @@ class _Export:
         elif path.is_file():
             try:
                 self._zip = zipfile.ZipFile(path)
-                limits = IntakeLimits(max_file_bytes=_MAX_STAGED_FILE_BYTES)
+                # Names are checked here (an absolute or '..' name: the export is not what the service writes);
+                # the compression ratio only when an entry is read: one student's over-compressible file (a zip
+                # bomb, or a file of zeros that nobody grades) must not stop the class.
+                max_ratio = IntakeLimits().max_ratio
+                limits = IntakeLimits(max_file_bytes=_MAX_STAGED_FILE_BYTES, max_ratio=math.inf)
                 for info in self._zip.infolist():
                     parts = _check_entry(info, limits)
+                    if parts and info.compress_size and info.file_size / info.compress_size > max_ratio:
+                        self._refused["/".join(parts)] = (f"expands {info.file_size / info.compress_size:.0f}x; "
+                                                          f"entries compressed more than {max_ratio:.0f}x are "
+                                                          "refused (zip bomb?)")
                     if parts and not any(part in _IGNORED_ENTRIES for part in parts) \
                             and not stat.S_ISLNK(info.external_attr >> 16):
                         self._files["/".join(parts)] = info
@@ -132,11 +145,14 @@ class _Export:
         if len(tops) == 1 and all("/" in name for name in self._files):  # one top folder: look through it
             top = tops.pop() + "/"
             self._files = {name[len(top):]: value for name, value in self._files.items()}
+            self._refused = {name[len(top):]: why for name, why in self._refused.items()}
 
     def names(self) -> list[str]:
         return sorted(self._files)
 
     def read(self, name: str, limit: int) -> bytes:
+        if name in self._refused:
+            raise ClassroomError(f"{self.path}: {name}: {self._refused[name]}")
         entry = self._files[name]
         try:
             if self._zip is None:
@@ -229,6 +245,7 @@ def _gradescope(export: _Export, student_files: tuple[str, ...], staging: Path) 
                              f"metadata, got {type(metadata).__name__}")
     names = export.names()
     latest: dict[str, tuple[Submission, str]] = {}
+    claims: dict[str, set[tuple[str, str]]] = {}  # student id -> (email, submission folder) of every submitter
     problems = []
     for folder, entry in metadata.items():
         folder = str(folder)
@@ -253,18 +270,28 @@ def _gradescope(export: _Export, student_files: tuple[str, ...], staging: Path) 
                 continue
             student_id = str(submitter.get(":sid") or submitter.get(":email") or "").strip()
             if not STUDENT_ID.fullmatch(student_id):
-                problems.append(f"{folder}: submitter {submitter.get(':name')!r} has no usable :sid: or :email: "
-                                f"(got {student_id!r}; letters, digits and . _ @ + - expected)")
+                # A student can type their own SID: one crafted id must not stop the class's grading.
+                _warn(f"{where}: {folder}: submitter {submitter.get(':name')!r} left out: no usable :sid: or "
+                      f":email: (got {student_id!r}; letters, digits and . _ @ + - expected)")
                 continue
             first, _, last = str(submitter.get(":name") or "").strip().rpartition(" ")
             submission = Submission(student_id, staging / student_id, first_name=first or last,
                                     last_name=last if first else "", email=str(submitter.get(":email") or ""),
                                     source="gradescope", reference=folder, submitted_at=created)
+            claims.setdefault(student_id, set()).add((submission.email.strip().lower(), folder))
             previous = latest.get(student_id)
             if previous is None or created > previous[0].submitted_at:
                 latest[student_id] = (submission, folder)
     if problems:
         raise ClassroomError(f"{where}: {len(problems)} unusable submission(s):\n  " + "\n  ".join(problems))
+    for student_id, claimed in sorted(claims.items()):
+        if len({email for email, _ in claimed}) > 1:
+            # Two people with one SID (a student typed another's): grading either would put one's work in the
+            # other's grade. Neither is graded (their scores stay empty in the exports); the instructor is told.
+            latest.pop(student_id)
+            _warn(f"{where}: SID {student_id} is given by different students ("
+                  + "; ".join(f"{folder}: {email or 'no email'}" for email, folder in sorted(claimed))
+                  + "); none of them is graded until the SIDs are corrected")
     for student_id, (submission, folder) in latest.items():
         target = staging / student_id
         target.mkdir()
@@ -292,8 +319,11 @@ def _canvas(export: _Export, student_files: tuple[str, ...], staging: Path) -> l
             continue
         original = _canvas_original(match["original"], student_files)
         user = match["user"]
+        if logins.setdefault(user, match["login"]) != match["login"]:
+            # Canvas writes one login per user id: another login here is a name built to pass as that user's file
+            problems.append(f"{name}: user id {user} also has files of login {logins[user]!r}")
+            continue
         chosen = files.setdefault(user, {})  # a student who uploaded only other files (a PDF) is still listed
-        logins[user] = match["login"]
         if not _wanted(original, student_files):
             late_elsewhere[user] = late_elsewhere.get(user, False) or bool(match["late"])
             continue
@@ -330,6 +360,17 @@ def _canvas_original(name: str, student_files: tuple[str, ...]) -> str:
 
 
 def _stage(export: _Export, name: str, target: Path) -> None:
-    """Copy one file of the export (its name checked by `_Export`: no absolute path, no `..`) to `target`."""
+    """Copy one file of the export (its name checked by `_Export`: no absolute path, no `..`) to `target`; a file
+    that cannot be read (too large, a zip bomb, corrupt) is left out with a warning, and the rest of the class is
+    staged (the student is graded without it, as if it was not submitted)."""
+    try:
+        data = export.read(name, _MAX_STAGED_FILE_BYTES)
+    except ClassroomError as exc:
+        _warn(f"{exc}; not staged as {target}: graded without it")
+        return
     target.parent.mkdir(parents=True, exist_ok=True)
-    target.write_bytes(export.read(name, _MAX_STAGED_FILE_BYTES))
+    target.write_bytes(data)
+
+
+def _warn(message: str) -> None:
+    print(f"intake: {message}", file=sys.stderr)
