@@ -8,6 +8,11 @@ All are written with Python's csv module (RFC 4180 quoting), atomically (a tempo
   Section`, then one assignment column, after the `Points Possible` row.
 - Gradescope (`--gradescope-csv`): `Name, SID, Email, Score`, to upload as the scores of an assignment.
 
+Text a student could have chosen (a name, an email, a Canvas login, an error quoting their code) is written so
+a spreadsheet shows it as text, never runs it as a formula (OWASP's CSV injection advice): a cell starting with
+`= + - @`, a tab or a carriage return gets a leading `'`. Student ids (letters and digits first) and numbers are
+written as they are, so Canvas and Gradescope still match students and read scores.
+
 Students without a grade to send (no submission, or a grading that failed) get an empty score in the Canvas and
 Gradescope files, so an upload never enters a 0 that the next run would change.
 """
@@ -30,6 +35,15 @@ DETAILED_HEADER = ["student_id", "first_name", "last_name", "email", "assignment
                    "submitted_at", "source", "score_text"]
 DETAILED_TRAILER = ["grading_seconds", "graded_at", "content_sha256", "error"]
 _UNSAFE_ID = re.compile(r"[^A-Za-z0-9_.-]+")
+
+
+_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+
+
+def text_cell(value: object) -> str:
+    """Free text from a student (names, emails, messages) as a CSV cell no spreadsheet evaluates."""
+    text = "" if value is None else str(value)
+    return "'" + text if text.startswith(_FORMULA_START) else text
 
 
 def fmt(value: float | None) -> str:
@@ -109,13 +123,14 @@ def write_detailed_csv(path: Path, assignment: str, rows: list, test_names: list
     lines = []
     for row in rows:
         lines.append(
-            [row.student_id, row.first_name, row.last_name, row.email, assignment, row.status, fmt(row.score),
+            [row.student_id, text_cell(row.first_name), text_cell(row.last_name), text_cell(row.email), assignment,
+             row.status, fmt(row.score),
              fmt(row.max_score), fmt(row.auto_score), fmt(row.auto_max), fmt(row.extra_credit),
              fmt(row.written_score), fmt(row.written_max), fmt(row.late_penalty), "yes" if row.late else "",
-             row.submitted_at, row.source, score_text(row)]
+             row.submitted_at, row.source, text_cell(score_text(row))]
             + [fmt(row.test_scores.get(name)) for name in test_names]
             + [fmt(row.written_scores.get(name)) for name in written]
-            + [fmt(row.seconds), row.graded_at, row.content_hash, row.error])
+            + [fmt(row.seconds), row.graded_at, row.content_hash, text_cell(row.error)])
     _write(path, header, lines)
 
 
@@ -133,15 +148,15 @@ def write_canvas_csv(path: Path, column: str, rows: list) -> None:
     for row in rows:
         name = ", ".join(part for part in (row.last_name, row.first_name) if part)
         canvas = row.source == "canvas"
-        lines.append([name, row.student_id if canvas else "", "" if canvas else row.student_id, "", "",
+        lines.append([text_cell(name), row.student_id if canvas else "", "" if canvas else row.student_id, "", "",
                       _sendable(row)])
     _write(path, CANVAS_HEADER + [column], lines)
 
 
 def write_gradescope_csv(path: Path, rows: list) -> None:
     """Scores to upload to a Gradescope assignment, matched by SID or email."""
-    lines = [[" ".join(part for part in (row.first_name, row.last_name) if part), row.student_id, row.email,
-              _sendable(row)] for row in rows]
+    lines = [[text_cell(" ".join(part for part in (row.first_name, row.last_name) if part)), row.student_id,
+              text_cell(row.email), _sendable(row)] for row in rows]
     _write(path, GRADESCOPE_HEADER, lines)
 
 
