@@ -16,6 +16,9 @@ import io
 from autograder.engine.results import CURVE_SERIES, score_line, score_text
 
 _FENCE = "````"
+# A curve's values are the student's to choose (any finite float): beyond this they are drawn at it, so an axis
+# of 1e308 (which matplotlib cannot lay out: a singular transform) never stops the feedback.
+CURVE_PLOT_LIMIT = 1e12
 CURVE_TABLE_ROWS = 11  # points of a training curve that the Markdown table lists (the first, the last, evenly between)
 
 
@@ -81,9 +84,12 @@ def curve_png(curve: dict) -> bytes:
     accuracy_axes = loss_axes.twinx()
     nan = float("nan")
     steps = curve["steps"]
-    loss_axes.plot(steps, [nan if v is None else v for v in curve["loss"]], color="#4c72b0", label="training loss")
-    accuracy_axes.plot(steps, [nan if v is None else v for v in curve["accuracy"]], color="#dd8452",
-                       label="training accuracy")
+
+    def plotted(values):
+        return [nan if v is None else min(max(v, -CURVE_PLOT_LIMIT), CURVE_PLOT_LIMIT) for v in values]
+
+    loss_axes.plot(steps, plotted(curve["loss"]), color="#4c72b0", label="training loss")
+    accuracy_axes.plot(steps, plotted(curve["accuracy"]), color="#dd8452", label="training accuracy")
     for key, style, label in (("threshold", "--", "full credit from"), ("floor", ":", "no credit at or below")):
         if curve.get(key) is not None:
             accuracy_axes.axhline(curve[key], color="#55a868", linestyle=style, label=f"{label} {curve[key]:.3f}")
@@ -171,9 +177,14 @@ def render_html(results: dict, *, show_hidden: bool = False, after_due_date: boo
         if test.get("output") or curve:
             parts.append(f"<h2>{e(test['name'])}</h2>")
         if curve:
-            image = base64.b64encode(curve_png(curve)).decode("ascii")
-            parts.append(f'<figure><img src="data:image/png;base64,{image}" alt="training curve: loss and accuracy '
-                         f'against steps"><figcaption>{e(_curve_caption(curve))}</figcaption></figure>')
+            try:
+                image = base64.b64encode(curve_png(curve)).decode("ascii")
+            except Exception as exc:  # noqa: BLE001 - a plot is never worth losing the student's feedback
+                parts.append(f"<p>{e(_curve_caption(curve))} (The plot could not be drawn: "
+                             f"{e(type(exc).__name__)}.)</p>")
+            else:
+                parts.append(f'<figure><img src="data:image/png;base64,{image}" alt="training curve: loss and '
+                             f'accuracy against steps"><figcaption>{e(_curve_caption(curve))}</figcaption></figure>')
         if test.get("output"):
             parts.append(f"<pre>{e(test['output'])}</pre>")
     parts.append("</body></html>")
