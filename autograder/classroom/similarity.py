@@ -241,4 +241,7 @@ def write_beside_summary(args: argparse.Namespace) -> None:
     except (ClassroomError, ValueError) as exc:
         print(f"similarity report not written: {exc}", file=sys.stderr)
         return
+    except Exception as exc:  # noqa: BLE001 - copydetect on the students' code: whatever breaks, grading is done
+        print(f"similarity report not written: {type(exc).__name__}: {exc}", file=sys.stderr)
+        return
     print(describe(report, page), file=sys.stderr)
