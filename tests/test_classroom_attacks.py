@@ -102,6 +102,20 @@ def test_a_file_over_the_staging_cap_is_left_out_not_the_class(tmp_path, monkeyp
     assert "smithalice_111_9001_toy.py is larger than 1000 bytes" in capsys.readouterr().err
 
 
+def test_one_student_cannot_fill_the_disk_with_many_files(tmp_path, monkeypatch, capsys):
+    monkeypatch.setattr(intake, "_MAX_STAGED_STUDENT_BYTES", 2500)
+    download = tmp_path / "canvas"
+    download.mkdir()
+    for i in range(5):
+        (download / f"smithalice_111_{9001 + i}_part{i}.zip").write_bytes(b"z" * 1000)
+    (download / "jonesbob_222_9100_toy.py").write_text("SCORE = 3\n")
+    found = {s.student_id: s for s in read_submissions(download, "canvas", FILES, tmp_path / "staged")}
+    assert sorted(p.name for p in found["111"].path.iterdir()) == ["part0.zip", "part1.zip"]
+    assert (found["222"].path / "toy.py").is_file()
+    assert "part2.zip is larger than 500 bytes (what is left of the 2500 bytes staged per student)" \
+        in capsys.readouterr().err
+
+
 def test_thousands_of_entries_and_control_characters_in_names(tmp_path):
     files = {f"jonesbob_222_{9000 + i}_junk{i}.txt": "x" for i in range(3000)}
     files["smithalice_111_9001_no\nte\x1b[2J.txt"] = "an odd name Canvas kept"  # no reason to stop the class

@@ -43,6 +43,7 @@ _CANVAS_REPEAT = re.compile(r"(?P<stem>.+)-\d+(?P<suffix>\.[^.]*)?")
 _STAGING_MARKER = ".autograder-staging"
 _MAX_METADATA_BYTES = 64 * 1024 * 1024
 _MAX_STAGED_FILE_BYTES = 200 * 1024 * 1024  # a student's zip, copied as it is for the engine's own intake
+_MAX_STAGED_STUDENT_BYTES = 400 * 1024 * 1024  # all of one student's staged files: no student fills the disk
 
 
 class ClassroomError(Exception):
@@ -295,9 +296,10 @@ def _gradescope(export: _Export, student_files: tuple[str, ...], staging: Path) 
     for student_id, (submission, folder) in latest.items():
         target = staging / student_id
         target.mkdir()
+        left = _MAX_STAGED_STUDENT_BYTES
         for name in names:
             if name.startswith(folder + "/") and _wanted(name, student_files):
-                _stage(export, name, target / name[len(folder) + 1:])
+                left -= _stage(export, name, target / name[len(folder) + 1:], left)
     return [latest[student_id][0] for student_id in sorted(latest)]
 
 
@@ -337,8 +339,9 @@ def _canvas(export: _Export, student_files: tuple[str, ...], staging: Path) -> l
     for user in sorted(files, key=int):
         target = staging / user
         target.mkdir()
+        left = _MAX_STAGED_STUDENT_BYTES
         for original, (_, name, _) in sorted(files[user].items()):
-            _stage(export, name, target / original)
+            left -= _stage(export, name, target / original, left)
         used = sorted(files[user].values())
         # Canvas's login part is the sortable name run together ("smithalice"); a roster gives real names.
         submissions.append(Submission(user, target, last_name=logins[user], source="canvas",
@@ -359,17 +362,22 @@ def _canvas_original(name: str, student_files: tuple[str, ...]) -> str:
     return name
 
 
-def _stage(export: _Export, name: str, target: Path) -> None:
-    """Copy one file of the export (its name checked by `_Export`: no absolute path, no `..`) to `target`; a file
-    that cannot be read (too large, a zip bomb, corrupt) is left out with a warning, and the rest of the class is
-    staged (the student is graded without it, as if it was not submitted)."""
+def _stage(export: _Export, name: str, target: Path, left: int) -> int:
+    """Copy one file of the export (its name checked by `_Export`: no absolute path, no `..`) to `target`, within
+    the `left` bytes of the student's staging budget; the bytes written. A file that cannot be read (too large, a
+    zip bomb, corrupt) is left out with a warning, and the rest of the class is staged (the student is graded
+    without it, as if it was not submitted)."""
+    limit = min(_MAX_STAGED_FILE_BYTES, max(left, 0))
     try:
-        data = export.read(name, _MAX_STAGED_FILE_BYTES)
+        data = export.read(name, limit)
     except ClassroomError as exc:
-        _warn(f"{exc}; not staged as {target}: graded without it")
-        return
+        budget = f" (what is left of the {_MAX_STAGED_STUDENT_BYTES} bytes staged per student)" \
+            if limit < _MAX_STAGED_FILE_BYTES else ""
+        _warn(f"{exc}{budget}; not staged as {target}: graded without it")
+        return 0
     target.parent.mkdir(parents=True, exist_ok=True)
     target.write_bytes(data)
+    return len(data)
 
 
 def _warn(message: str) -> None:
