@@ -288,6 +288,7 @@ def test_similarity_survives_hostile_code_and_says_what_it_skipped(tmp_path):
         "comments": b"# only a comment\n",  # no tokens at all
         "empty": b"",
         "huge": b"x = 1\n" * (3 * 1024 * 1024 // 6),  # past the intake's 2 MB per file
+        "long": b"x = 1\n" * (600 * 1024 // 6),  # taken by the intake, but copydetect would take ~5 s on it
         "html": b"s = '</pre><script>alert(1)</script>'\n" + solution.encode(),
     }
     class_dir = tmp_path / "class"
@@ -296,6 +297,7 @@ def test_similarity_survives_hostile_code_and_says_what_it_skipped(tmp_path):
         (class_dir / student / "toy.py").write_bytes(code)
     report = compare_class(toy, find_submissions(class_dir))
     assert "huge" in report.not_compared and "bytes" in report.not_compared["huge"]
+    assert "submissions over 524288 bytes are not compared" in report.not_compared["long"]
     assert {"alice", "bob", "binary", "deep", "comments", "html"} <= set(report.compared)
     assert any({p.first, p.second} == {"alice", "bob"} for p in report.pairs)
     page = write_page(tmp_path / "similarity.html", "toy", report).read_text()

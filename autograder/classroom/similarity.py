@@ -32,6 +32,9 @@ from autograder.classroom.intake import SOURCES
 PAGE = "similarity.html"
 _FILE_HEADER = "# ===== {} ====="  # a comment: copydetect ignores it, readers see where each file starts
 _CONTEXT_LINES = 10  # copydetect's truncation keeps this many lines around each shared region
+# copydetect takes ~8 s per MB of code (pygments' tokens); the homeworks' code is ~60 KB. A longer submission is
+# listed as not compared, so a class of 2 MB files cannot stall the report beside grade-all for an hour.
+MAX_DOCUMENT_BYTES = 512 * 1024
 
 
 def default_threshold() -> float:
@@ -91,6 +94,11 @@ def compare_class(assignment: Any, submissions: Sequence[Any], threshold: float 
             intake = collect_submission(submission.path, code_files, Path(work) / "intake" / submission.student_id)
             if intake.rejected or not intake.files:
                 report.not_compared[submission.student_id] = intake.rejected or f"none of {', '.join(code_files)}"
+                continue
+            size = sum(path.stat().st_size for path in intake.files.values())
+            if size > MAX_DOCUMENT_BYTES:
+                report.not_compared[submission.student_id] = (f"its code is {size} bytes; submissions over "
+                                                              f"{MAX_DOCUMENT_BYTES} bytes are not compared")
                 continue
             document = documents / f"{submission.student_id}.py"
             _write_document(document, intake.files, code_files)
