@@ -19,6 +19,7 @@ from autograder.classroom.intake import ClassroomError, read_submissions
 from autograder.classroom.report import render_html, render_markdown
 from autograder.classroom.similarity import compare_class, write_page
 from autograder.engine.results import build_results
+from test_classroom_intake import in_process_grading, toy_with  # noqa: F401 - a fixture
 
 FILES = ("toy.py",)
 
@@ -320,3 +321,33 @@ def test_grade_all_goes_on_when_copydetect_breaks(tmp_path, monkeypatch, capsys)
                               staging_dir=None)
     similarity.write_beside_summary(args)  # must not raise: the grading run is done and its outputs written
     assert "similarity report not written: RuntimeError: copydetect fell over" in capsys.readouterr().err
+
+
+# -- the whole run ------------------------------------------------------------------------------------------------
+
+
+def test_grade_all_on_a_hostile_gradescope_export(tmp_path, in_process_grading, capsys):
+    """One crafted name, one crafted SID and one bomb in a class: the others are graded and the CSVs are safe."""
+    from autograder.cli import main
+
+    evil = ("submission_1", '=HYPERLINK("http://evil")', "1001", "alice@uni.edu", "2026-10-01 10:00:00 -07:00")
+    bomb = ("submission_2", "Bob Jones", "2002", "bob@uni.edu", "2026-10-01 11:00:00 -07:00")
+    crafted = ("submission_3", "Mallory", "../../x", "", "2026-10-01 12:00:00 -07:00")
+    export = zipped(tmp_path / "export.zip", {
+        "export/submission_metadata.yml": metadata(evil, bomb, crafted),
+        "export/submission_1/toy.py": "SCORE = 9\n",
+        "export/submission_2/toy.py": b"SCORE = 10\n" + b"0" * (8 * 1024 * 1024),
+        "export/submission_3/toy.py": "SCORE = 10\n",
+    })
+    out = tmp_path / "out"
+    code = main(["grade-all", str(toy_with(tmp_path, "")), str(export), "--gradebook", str(tmp_path / "grades.db"),
+                 "--no-progress", "--insecure-no-sandbox", "--csv", str(out / "detailed.csv"),
+                 "--gradescope-csv", str(out / "gradescope.csv"), "--canvas-csv", str(out / "canvas.csv")])
+    err = capsys.readouterr().err
+    assert code == 0, err
+    assert "2 submissions, 2 to grade" in err and "'Mallory' left out" in err and "zip bomb" in err
+    assert read_csv(out / "gradescope.csv")[1:] == [["'=HYPERLINK(\"http://evil\")", "1001", "alice@uni.edu", "9"],
+                                                    ["Bob Jones", "2002", "bob@uni.edu", "0"]]
+    assert read_csv(out / "canvas.csv")[2][:3] == ["'=HYPERLINK(\"http://evil\")", "", "1001"]
+    assert read_csv(out / "detailed.csv")[1][:2] == ["1001", "'=HYPERLINK(\"http://evil\")"]
+    assert not list(tmp_path.rglob("x"))
