@@ -119,13 +119,8 @@ class LatePolicy:
         known = {"due", "grace_minutes", "penalty_per_day", "max_days"}
         if set(table) - known:
             raise AssignmentError(f"{where}: unknown keys {sorted(set(table) - known)}; known keys are {sorted(known)}")
-        due = table.get("due")
-        if isinstance(due, str):
-            try:
-                due = dt.datetime.fromisoformat(due)
-            except ValueError:
-                due = None
-        if not isinstance(due, dt.datetime) or due.tzinfo is None:
+        due = aware_datetime(table.get("due"))
+        if due is None:
             raise AssignmentError(f"{where} due must be a date and time with its UTC offset, like "
                                   f"2026-10-01T23:59:00-07:00 (got {table.get('due')!r})")
         numbers = {}
@@ -343,3 +338,14 @@ def load_assignment(
     if missing:
         raise AssignmentError(f"{source}: reference or provided files missing: {', '.join(missing)}")
     return assignment
+
+
+def aware_datetime(value) -> dt.datetime | None:
+    """`value` as a time with its UTC offset (a datetime, or ISO 8601 text such as 2026-10-01T23:59:00-07:00);
+    None when it is neither or has no offset (a naive time would be read in whatever zone the grader runs in)."""
+    if isinstance(value, str):
+        try:
+            value = dt.datetime.fromisoformat(value)
+        except ValueError:
+            return None
+    return value if isinstance(value, dt.datetime) and value.tzinfo is not None else None

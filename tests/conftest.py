@@ -36,3 +36,13 @@ def reference_modules(monkeypatch):
     for name in SCRIPT_MODULES:
         sys.modules.pop(name, None)
     sys.modules.update(saved)
+
+
+@pytest.fixture(scope="module")
+def empty_gradebook_file(tmp_path_factory):
+    """Creating a gradebook runs nbgrader's alembic stamp (seconds); tests start from a copy of one made once."""
+    from autograder.classroom.gradebook import ClassGradebook
+
+    path = tmp_path_factory.mktemp("template") / "grades.db"
+    ClassGradebook(path).close()
+    return path

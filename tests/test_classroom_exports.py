@@ -26,13 +26,6 @@ def read(path):
         return list(csv.reader(handle))
 
 
-@pytest.fixture(scope="module")
-def empty_gradebook_file(tmp_path_factory):
-    path = tmp_path_factory.mktemp("template") / "grades.db"
-    ClassGradebook(path).close()
-    return path
-
-
 @pytest.fixture
 def book(tmp_path, empty_gradebook_file):
     """hw1-like: 25 + 55 autograded points, a 10-point extra-credit test, written questions 6 + 14."""

@@ -21,14 +21,6 @@ def results(*tests):
     return {"score": sum(t[1] for t in tests), "max_score": sum(t[2] for t in tests), "tests": entries}
 
 
-@pytest.fixture(scope="module")
-def empty_gradebook_file(tmp_path_factory):
-    """Creating a gradebook runs nbgrader's alembic stamp (seconds); tests start from a copy of one made once."""
-    path = tmp_path_factory.mktemp("template") / "grades.db"
-    ClassGradebook(path).close()
-    return path
-
-
 @pytest.fixture
 def gradebook(tmp_path, empty_gradebook_file):
     shutil.copy(empty_gradebook_file, tmp_path / "grades.db")

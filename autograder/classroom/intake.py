@@ -30,6 +30,8 @@ from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import Any, Callable
 
+from autograder.assignment import aware_datetime
+
 # nbgrader's student ids are String(128); a conservative alphabet keeps ids safe as file names and CSV cells.
 STUDENT_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._@+-]{0,127}")
 SOURCES = ("folders", "gradescope", "canvas")
@@ -253,13 +255,8 @@ def _gradescope(export: _Export, student_files: tuple[str, ...], staging: Path) 
         if not isinstance(entry, dict) or not isinstance(entry.get(":submitters"), list) or not entry[":submitters"]:
             problems.append(f"{folder}: expected :submitters: with at least one :name:/:sid:/:email: entry")
             continue
-        created = entry.get(":created_at")
-        if isinstance(created, str):
-            try:
-                created = dt.datetime.fromisoformat(created)
-            except ValueError:
-                created = None
-        if not isinstance(created, dt.datetime) or created.tzinfo is None:
+        created = aware_datetime(entry.get(":created_at"))
+        if created is None:
             problems.append(f"{folder}: :created_at: must be a time with its UTC offset, got {entry.get(':created_at')!r}")
             continue
         if not any(name.startswith(folder + "/") for name in names):
@@ -381,4 +378,8 @@ def _stage(export: _Export, name: str, target: Path, left: int) -> int:
 
 
 def _warn(message: str) -> None:
-    print(f"intake: {message}", file=sys.stderr)
+    """A warning for the instructor's terminal: it may quote a student's file name or email, so the control
+    characters (ESC sequences that would drive the terminal) are shown as escapes."""
+    from autograder.engine.results import safe_text
+
+    print(f"intake: {safe_text(message)}", file=sys.stderr)
