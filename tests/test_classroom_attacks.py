@@ -128,6 +128,19 @@ def test_thousands_of_entries_and_control_characters_in_names(tmp_path):
     assert list(found["222"].path.iterdir()) == []
 
 
+def test_a_file_name_cannot_drive_the_instructors_terminal(tmp_path, capsys):
+    from autograder.cli import main
+
+    download = tmp_path / "canvas"
+    download.mkdir()
+    (download / "smithalice_111_9001_toy.py").write_text("x = 1\n")
+    (download / "\x1b]2;pwned\x07\x1b[2J_toy.py").write_text("x = 1\n")  # not a Canvas name: refused, and quoted
+    code = main(["grade-all", str(TOY / "graders"), str(download), "--source", "canvas", "--gradebook",
+                 str(tmp_path / "grades.db"), "--no-progress", "--insecure-no-sandbox"])
+    err = capsys.readouterr().err
+    assert code == 2 and "\x1b" not in err and "\\x1b]2;pwned\\x07\\x1b[2J_toy.py: expected <loginname>" in err
+
+
 # -- intake: identities -----------------------------------------------------------------------------------------
 
 

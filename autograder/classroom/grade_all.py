@@ -30,7 +30,7 @@ from autograder.classroom.exports import write_canvas_csv, write_detailed_csv, w
 # ClassroomError, Submission and find_submissions live in intake now; imported here too for grade-all's callers.
 from autograder.classroom.intake import (SOURCES, STUDENT_ID, ClassroomError, Submission,  # noqa: F401
                                          find_submissions, read_submissions)
-from autograder.engine.results import score_text
+from autograder.engine.results import safe_text, score_text
 
 
 _HASH_CHUNK = 1 << 20
@@ -217,7 +217,7 @@ def run(args: argparse.Namespace) -> int:
         try:
             return _grade_all(args)
         except ClassroomError as exc:
-            print(f"grade-all: {exc}", file=sys.stderr)
+            print(f"grade-all: {safe_text(str(exc))}", file=sys.stderr)  # it may quote a file name
             return 2
         except KeyboardInterrupt:
             print("\ngrade-all: interrupted; every submission finished so far is saved in the gradebook. "

@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import Any, Sequence
 
 from autograder.classroom.intake import SOURCES
+from autograder.engine.results import safe_text
 
 PAGE = "similarity.html"
 _FILE_HEADER = "# ===== {} ====="  # a comment: copydetect ignores it, readers see where each file starts
@@ -228,7 +229,7 @@ def run(args: argparse.Namespace) -> int:
         report = write_class_report(assignment, args.submissions, args.output, args.threshold, args.source,
                                     args.staging_dir)
     except (AssignmentError, ClassroomError, ValueError) as exc:
-        print(f"similarity: {exc}", file=sys.stderr)
+        print(f"similarity: {safe_text(str(exc))}", file=sys.stderr)
         return 2
     print(describe(report, args.output))
     return 0
@@ -247,9 +248,9 @@ def write_beside_summary(args: argparse.Namespace) -> None:
         assignment = load_assignment(args.assignment, args.solutions_dir, args.release_dir)
         report = write_class_report(assignment, args.submissions, page, source=args.source, staging=args.staging_dir)
     except (ClassroomError, ValueError) as exc:
-        print(f"similarity report not written: {exc}", file=sys.stderr)
+        print(f"similarity report not written: {safe_text(str(exc))}", file=sys.stderr)
         return
     except Exception as exc:  # noqa: BLE001 - copydetect on the students' code: whatever breaks, grading is done
-        print(f"similarity report not written: {type(exc).__name__}: {exc}", file=sys.stderr)
+        print(f"similarity report not written: {type(exc).__name__}: {safe_text(str(exc))}", file=sys.stderr)
         return
     print(describe(report, page), file=sys.stderr)
