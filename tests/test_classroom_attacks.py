@@ -174,6 +174,19 @@ def test_a_sid_typed_by_two_students_grades_neither(tmp_path, capsys):
         in err and "none of them is graded" in err
 
 
+def test_sids_that_differ_only_in_case_grade_neither(tmp_path, capsys):
+    """On a case-insensitive disk `AB12` and `ab12` would be one staging folder: one's files graded as the other's."""
+    export = tmp_path / "export"
+    victim = ("submission_1", "Vic", "ab12", "vic@uni.edu", "2026-10-01 10:00:00 -07:00")
+    mallory = ("submission_3", "Mallory", "AB12", "mallory@uni.edu", "2026-10-01 12:00:00 -07:00")
+    for folder in ("submission_1", "submission_2", "submission_3"):
+        (export / folder).mkdir(parents=True)
+        (export / folder / "toy.py").write_text(f"# {folder}\n")
+    (export / "submission_metadata.yml").write_text(metadata(victim, BOB, mallory))
+    assert [s.student_id for s in read_submissions(export, "gradescope", FILES, tmp_path / "staged")] == ["2002"]
+    assert "SIDs AB12, ab12 differ only in case; none of them is graded" in capsys.readouterr().err
+
+
 def test_a_crafted_canvas_name_cannot_pass_as_another_users_file(tmp_path):
     """A login with `_<userid>_<id>` in it would make Canvas's name read as the victim's (user 222) upload."""
     download = tmp_path / "canvas"

@@ -290,6 +290,16 @@ def _gradescope(export: _Export, student_files: tuple[str, ...], staging: Path) 
             _warn(f"{where}: SID {student_id} is given by different students ("
                   + "; ".join(f"{folder}: {email or 'no email'}" for email, folder in sorted(claimed))
                   + "); none of them is graded until the SIDs are corrected")
+    by_folded: dict[str, list[str]] = {}
+    for student_id in latest:
+        by_folded.setdefault(student_id.casefold(), []).append(student_id)
+    for same in sorted(ids for ids in by_folded.values() if len(ids) > 1):
+        # `Bob1` and `bob1` are one staging folder on a case-insensitive disk (macOS, Windows): one student's
+        # files would be graded as the other's. Treated as one SID given twice.
+        for student_id in same:
+            latest.pop(student_id)
+        _warn(f"{where}: SIDs {', '.join(sorted(same))} differ only in case; none of them is graded until the "
+              "SIDs are corrected")
     for student_id, (submission, folder) in latest.items():
         target = staging / student_id
         target.mkdir()
