@@ -421,15 +421,8 @@ def main(args: argparse.Namespace) -> dict:
             f"--compile: training {variant} differentiates through the inner-loop gradients, which torch.compile does "
             f"not support (pytorch/pytorch#91469); compile with --{' or --'.join(COMPILABLE_VARIANTS)}, with --test, "
             "or train without --compile")
-    settings = [f"inner_steps_{args.num_inner_steps}", f"inner_lr_{args.inner_lr}",
-                f"learn_inner_lrs_{args.learn_inner_lrs}", f"outer_lr_{args.outer_lr}",
-                f"channels_{args.num_hidden_channels}"]
-    if variant != "maml":
-        settings.insert(0, variant)
-    if variant == "imaml":
-        settings.insert(1, f"lambda_{args.imaml_lambda}.cg_{args.imaml_cg_steps}")
-    log_dir = args.log_dir or util.default_log_dir("maml", args, *settings)
-    print(f"log_dir: {log_dir}  device: {device}  variant: {variant}")
+    log_dir = util.run_folder("maml", build_parser(), args)
+    print(f"variant: {variant}")
     maml = MAML(args.num_way, args.num_inner_steps, args.inner_lr, args.learn_inner_lrs, args.outer_lr, log_dir,
                 device, args.num_hidden_channels, variant, args.imaml_lambda, args.imaml_cg_steps)
     if args.compile:  # the convolutional body, where the time goes; _forward and ANIL both call it through self
@@ -437,7 +430,7 @@ def main(args: argparse.Namespace) -> dict:
     return util.run(maml, args, log_dir)
 
 
-def parse_arguments(argv=None) -> argparse.Namespace:
+def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description="Train or test MAML (or a variant) on few-shot Omniglot.")
     util.add_common_arguments(parser, batch_size=16, num_train_iterations=15000)
     parser.add_argument("--num_inner_steps", type=int, default=1, help="number of inner-loop updates")
@@ -457,7 +450,11 @@ def parse_arguments(argv=None) -> argparse.Namespace:
                           "conjugate-gradient meta-gradient (extra credit)")
     parser.add_argument("--imaml_lambda", type=float, default=2.0, help="iMAML: proximal regularisation lambda")
     parser.add_argument("--imaml_cg_steps", type=int, default=5, help="iMAML: conjugate-gradient iterations")
-    return parser.parse_args(argv)
+    return parser
+
+
+def parse_arguments(argv=None) -> argparse.Namespace:
+    return build_parser().parse_args(argv)
 
 
 if __name__ == "__main__":

@@ -129,19 +129,22 @@ class ProtoNet:
 
 def main(args: argparse.Namespace) -> dict:
     device = util.prepare(args)
-    log_dir = args.log_dir or util.default_log_dir("protonet", args, f"lr_{args.learning_rate}")
-    print(f"log_dir: {log_dir}  device: {device}")
+    log_dir = util.run_folder("protonet", build_parser(), args)
     protonet = ProtoNet(args.learning_rate, log_dir, device)
     if args.compile:  # in place: the state_dict keys (and so the checkpoints) stay those of the eager network
         protonet._network.compile(backend=args.compile)
     return util.run(protonet, args, log_dir)
 
 
-def parse_arguments(argv=None) -> argparse.Namespace:
+def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description="Train or test a prototypical network on few-shot Omniglot.")
     util.add_common_arguments(parser, batch_size=16, num_train_iterations=5000)
     parser.add_argument("--learning_rate", type=float, default=0.001, help="Adam learning rate")
-    return parser.parse_args(argv)
+    return parser
+
+
+def parse_arguments(argv=None) -> argparse.Namespace:
+    return build_parser().parse_args(argv)
 
 
 if __name__ == "__main__":

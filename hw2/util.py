@@ -28,15 +28,25 @@ import torch
 
 from omniglot_data.experiment import (
     add_compile_argument,
+    add_threads_argument,
+    check_new_run_folder,
+    configure_threads,
+    describe_device,
     format_accuracy,
+    format_peak_memory,
     latest_checkpoint,
     load_checkpoint,
     mean_confidence_interval,
+    peak_memory,
     plot_learning_curves,
+    plot_with_intervals,
+    progress_bar,
     resolve_device,
+    run_name,
     save_checkpoint,
     seed_everything,
     write_json,
+    write_new_json,
 )
 
 import omniglot
@@ -46,6 +56,12 @@ VALIDATION_STREAM = 1_000_003
 TEST_STREAM = 2_000_003
 RESULTS_FILE = "results.json"
 CURVES_FILE = "learning_curves.png"
+SWEEP_FILE = "kshot_sweep.png"
+# Arguments that do not change what is trained: left out of the run folder's name (`run_folder`). The training length
+# is among them: a longer run of the same settings continues the same folder (--resume).
+NOT_HYPERPARAMETERS = ("log_dir", "device", "threads", "compile", "test", "test_sweep", "sweep_num_query", "resume",
+                       "checkpoint_step", "num_train_iterations", "time_limit_s", "log_interval", "val_interval",
+                       "num_val_tasks", "save_interval", "num_test_tasks")
 
 
 def score(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
@@ -71,7 +87,8 @@ def stack_metric(values, device=None) -> torch.Tensor:
 def add_common_arguments(parser: argparse.ArgumentParser, batch_size: int, num_train_iterations: int) -> None:
     """The flags both training scripts share (CS330's names, plus device, seed and bookkeeping)."""
     parser.add_argument("--log_dir", type=str, default=None, help="directory for logs, checkpoints and results "
-                        "(default: logs/<model>/<settings>)")
+                        "(default: logs/<model>/<every hyperparameter that differs from its default>, or "
+                        "logs/<model>/defaults; --test finds the run trained with the same flags)")
     parser.add_argument("--num_way", type=int, default=5, help="number of classes in a task")
     parser.add_argument("--num_support", type=int, default=1, help="number of support examples per class in a task")
     parser.add_argument("--num_query", type=int, default=15, help="number of query examples per class in a task")
@@ -80,9 +97,18 @@ def add_common_arguments(parser: argparse.ArgumentParser, batch_size: int, num_t
                         help="number of outer-loop updates to train for")
     parser.add_argument("--test", default=False, action="store_true", help="evaluate a checkpoint on the test split "
                         "instead of training")
+    parser.add_argument("--test_sweep", type=str, default=None, metavar="K1,K2,...",
+                        help="evaluate the run trained with these flags on the test split once per support size K "
+                        "(e.g. 1,2,4,6,8,10, with --sweep_num_query queries per class), write a results file per K "
+                        "and plot accuracy against K into kshot_sweep.png")
+    parser.add_argument("--sweep_num_query", type=int, default=10, help="queries per class of --test_sweep's tasks "
+                        "(K + queries must fit the 20 drawings of a character)")
+    parser.add_argument("--resume", default=False, action="store_true", help="continue training the run in the "
+                        "run folder (without it, training into a folder that holds a run stops with an error)")
     parser.add_argument("--checkpoint_step", type=int, default=-1, help="checkpoint (number of training steps) to "
-                        "resume training from or to test; -1: the latest one in --log_dir, if any")
+                        "resume training from (with --resume) or to test; -1: the latest one in the run folder")
     parser.add_argument("--device", type=str, default="auto", help="auto, cpu, cuda, cuda:N or mps")
+    add_threads_argument(parser)
     parser.add_argument("--seed", type=int, default=0, help="seeds the initial weights and every episode sampler")
     parser.add_argument("--augment_rotations", default=False, action="store_true",
                         help="add 90/180/270-degree rotations of the training characters as extra classes")
@@ -106,19 +132,38 @@ def check_arguments(args: argparse.Namespace) -> None:
         raise SystemExit(f"--num_query: expected a positive integer, got {args.num_query}")
     if args.num_train_iterations < 0:
         raise SystemExit(f"--num_train_iterations: expected >= 0, got {args.num_train_iterations}")
+    if args.sweep_num_query < 1:
+        raise SystemExit(f"--sweep_num_query: expected a positive integer, got {args.sweep_num_query}")
+    sweep_sizes(args)  # fail on a malformed --test_sweep before any work
 
 
-def default_log_dir(model: str, args: argparse.Namespace, *settings: str) -> str:
-    parts = [f"way_{args.num_way}", f"support_{args.num_support}", f"query_{args.num_query}", *settings,
-             f"batch_size_{args.batch_size}", f"seed_{args.seed}"]
-    return str(Path("logs") / model / ("omniglot." + ".".join(parts)))
+def sweep_sizes(args: argparse.Namespace) -> list[int]:
+    """The support sizes K of --test_sweep ([] without it)."""
+    if args.test_sweep is None:
+        return []
+    try:
+        sizes = [int(part) for part in args.test_sweep.split(",")]
+    except ValueError:
+        sizes = []
+    if not sizes or min(sizes) < 1:
+        raise SystemExit(f"--test_sweep: expected comma-separated positive integers such as 1,2,4,6,8,10, got "
+                         f"{args.test_sweep!r}")
+    return sizes
+
+
+def run_folder(model: str, parser: argparse.ArgumentParser, args: argparse.Namespace) -> str:
+    """--log_dir, or logs/<model>/<run_name>: named by the hyperparameters that differ from the parser's defaults."""
+    return args.log_dir or str(Path("logs") / model / run_name(parser, args, NOT_HYPERPARAMETERS))
 
 
 def prepare(args: argparse.Namespace) -> torch.device:
-    """Check the flags, seed everything and pick the device (call before building the model)."""
+    """Check the flags, seed everything, set the threads and pick the device (call before building the model)."""
     check_arguments(args)
     seed_everything(args.seed)
-    return resolve_device(args.device)
+    device = resolve_device(args.device)
+    args.threads = configure_threads(args.threads)
+    print(describe_device(device, args.threads), flush=True)
+    return device
 
 
 def _loader(args, split: str, num_tasks: int, batch_size: int, seed, device):
@@ -143,13 +188,17 @@ def _restore(learner, log_dir: Path, checkpoint_step: int, required: bool) -> tu
         if found is None:
             if required:
                 raise SystemExit(f"no checkpoint state<step>.pt in {log_dir}: train first, or pass --log_dir")
-            return 0, {"train": [], "val": []}
+            return 0, {"train": {}, "val": {}}
         path = found[1]
     state = load_checkpoint(path, map_location=learner.device)
     # Testing needs only the weights: a test run may differ in flags that only shape the optimizer.
     learner.load_state_dict(state["learner"], with_optimizer=not required)
     print(f"loaded {path} (step {int(state['step'])})")
-    return int(state["step"]), state.get("history", {"train": [], "val": []})
+    history = state.get("history", {"train": {}, "val": {}})
+    for split, points in history.items():
+        if isinstance(points, list):  # checkpoints of older kits kept only the query accuracy
+            history[split] = {learner.query_metric: points}
+    return int(state["step"]), history
 
 
 def _average(batches: list[dict[str, torch.Tensor]]) -> dict[str, float]:
@@ -170,9 +219,11 @@ def validate(learner, loader) -> dict[str, float]:
 def train(learner, args: argparse.Namespace, log_dir: Path) -> dict:
     """Train (or resume) for args.num_train_iterations steps; validate, log, checkpoint; return the summary."""
     from torch.utils.tensorboard import SummaryWriter
-    from tqdm import tqdm
 
-    start_step, history = _restore(learner, log_dir, args.checkpoint_step, required=False)
+    if args.resume:
+        start_step, history = _restore(learner, log_dir, args.checkpoint_step, required=False)
+    else:
+        start_step, history = 0, {"train": {}, "val": {}}
     total = args.num_train_iterations
     if start_step >= total:
         print(f"{log_dir}: already trained for {start_step} >= {total} steps; nothing to do")
@@ -184,8 +235,7 @@ def train(learner, args: argparse.Namespace, log_dir: Path) -> dict:
     pending: list[dict[str, torch.Tensor]] = []
     started = time.perf_counter()
     step = start_step
-    progress = tqdm(total=total, initial=start_step, desc=f"train {learner.name}", dynamic_ncols=True,
-                    disable=None if sys.stderr.isatty() else True)
+    progress = progress_bar(total, start_step, f"train {learner.name}")
     batches = iter(train_loader)
     val_metrics: dict[str, float] = {}
     while step < total:
@@ -198,17 +248,14 @@ def train(learner, args: argparse.Namespace, log_dir: Path) -> dict:
             pending.clear()
             for key, value in metrics.items():
                 writer.add_scalar(f"train/{key}", value, step)
-            history["train"].append([step, metrics[learner.query_metric]])
+            _record(history["train"], step, metrics)
             progress.set_postfix_str(_format(metrics))
-            if progress.disable:  # no progress bar (not a terminal): keep a plain log instead
-                print(f"step {step}: train {_format(metrics)}", flush=True)
         if step % args.val_interval == 0 or last:
             val_metrics = validate(learner, val_loader)
             for key, value in val_metrics.items():
                 writer.add_scalar(f"val/{key}", value, step)
-            history["val"].append([step, val_metrics[learner.query_metric]])
-            message = f"step {step}: validation {_format(val_metrics)}"
-            progress.write(message) if not progress.disable else print(message, flush=True)
+            _record(history["val"], step, val_metrics)
+            progress.write(f"step {step}: validation {_format(val_metrics)}", file=sys.stderr)
         if step % args.save_interval == 0 or last:
             save_checkpoint(log_dir, step, {"step": step, "learner": learner.state_dict(), "history": history})
         if last:
@@ -219,50 +266,112 @@ def train(learner, args: argparse.Namespace, log_dir: Path) -> dict:
     progress.close()
     writer.close()
     wall_time = time.perf_counter() - started
-    curves = {"train " + learner.query_metric: history["train"], "val " + learner.query_metric: history["val"]}
-    plot_learning_curves(log_dir / CURVES_FILE, curves, title=f"{learner.name}: {log_dir.name}")
+    plot_learning_curves(log_dir / CURVES_FILE, _curve_panels(history),
+                         title=f"{learner.name} {args.num_way}-way {args.num_support}-shot, run {log_dir.name}")
+    memory = peak_memory(device)
+    print(f"trained {step - start_step} steps in {wall_time:.0f} s; {format_peak_memory(memory)}")
     return {
         "steps": step,
         "stopped_by_time_limit": step < total,
         "resumed_from_step": start_step,
         "wall_time_s": round(wall_time, 2),
         "final_validation": val_metrics,
-        "best_validation_" + learner.query_metric: max((value for _, value in history["val"]), default=None),
+        "best_validation_" + learner.query_metric: max(
+            (value for _, value in history["val"].get(learner.query_metric, [])), default=None),
+        **memory,
     }
+
+
+def _record(series: dict[str, list], step: int, metrics: dict[str, float]) -> None:
+    """Append one logged step to a history {metric: [[step, value], ...]} (what checkpoints keep and plots show)."""
+    for key, value in metrics.items():
+        series.setdefault(key, []).append([step, value])
+
+
+def _curve_panels(history: dict) -> dict[str, dict[str, list]]:
+    """The learning-curve panels: every loss, then every accuracy (support and query), training and validation."""
+    panels: dict[str, dict[str, list]] = {"loss": {}, "accuracy": {}}
+    for split in ("train", "val"):
+        for key, points in history[split].items():
+            panel = "loss" if "loss" in key else "accuracy"
+            panels[panel][f"{split} {key.removeprefix('accuracy/')}"] = points
+    return panels
 
 
 def test(learner, args: argparse.Namespace, log_dir: Path) -> dict:
     """Accuracy on args.num_test_tasks test tasks (one task per evaluation) with a 95% confidence interval."""
-    from tqdm import tqdm
-
     step, _ = _restore(learner, log_dir, args.checkpoint_step, required=True)
     loader = _loader(args, "test", args.num_test_tasks, 1, [args.seed, TEST_STREAM], learner.device)
-    per_task = [learner.evaluate(task_batch) for task_batch in tqdm(loader, desc="test", disable=None)]
+    progress = progress_bar(args.num_test_tasks, 0, f"test {args.num_way}-way {args.num_support}-shot")
+    per_task = []
+    for task_batch in loader:
+        per_task.append(learner.evaluate(task_batch))
+        progress.update(1)
+    progress.close()
     values = torch.stack([metrics[learner.query_metric] for metrics in per_task]).tolist()
     mean, half_width = mean_confidence_interval(values)
-    print(f"test {learner.query_metric} over {len(values)} tasks: {format_accuracy(mean, half_width)} (step {step})")
+    memory = peak_memory(learner.device)
+    print(f"test {learner.query_metric} over {len(values)} tasks ({args.num_way}-way {args.num_support}-shot, "
+          f"{args.num_query} queries per class): {format_accuracy(mean, half_width)} (step {step}); "
+          f"{format_peak_memory(memory)}")
     others = {key: float(np.mean([float(m[key]) for m in per_task])) for key in per_task[0]}
     return {"checkpoint_step": step, "num_tasks": len(values), "accuracy": mean, "ci95": half_width,
-            "metric": learner.query_metric, "mean_metrics": others}
+            "metric": learner.query_metric, "mean_metrics": others, "num_way": args.num_way,
+            "num_support": args.num_support, "num_query": args.num_query, **memory}
+
+
+def test_configuration(args: argparse.Namespace, step: int) -> str:
+    """Name of a test's own results file: the episode shape, the task count and seed, the checkpoint."""
+    return (f"test.way_{args.num_way}.support_{args.num_support}.query_{args.num_query}.tasks_{args.num_test_tasks}"
+            f".seed_{args.seed}.step_{step}")
 
 
 def run(learner, args: argparse.Namespace, log_dir: str) -> dict:
-    """Train or test according to args.test; merge the outcome into <log_dir>/results.json and return it."""
+    """Train, test or sweep according to the flags; merge the outcome into <log_dir>/results.json and return it.
+
+    Every test (and every K of a sweep) also writes its own file test.<configuration>.json, never overwritten.
+    """
+    import copy
     import json
 
     log_dir = Path(log_dir)
+    sizes = sweep_sizes(args)
+    testing = args.test or bool(sizes)
+    if testing and latest_checkpoint(log_dir) is None and args.checkpoint_step < 0:
+        raise SystemExit(f"no checkpoint state<step>.pt in {log_dir}: train with the same flags first (without "
+                         "--test), or point --log_dir at the run to test")
+    if not testing:
+        check_new_run_folder(log_dir, args.resume)
     log_dir.mkdir(parents=True, exist_ok=True)
+    print(f"run folder: {log_dir}", flush=True)
     results_path = log_dir / RESULTS_FILE
     results = json.loads(results_path.read_text()) if results_path.is_file() else {}
-    phase = "test" if args.test else "train"
     results["model"] = learner.name
-    results[phase] = (test if args.test else train)(learner, args, log_dir)
-    # After the run: the settings then include what was learned or loaded (e.g. the learned inner learning rates).
-    results[phase].update(settings=learner.describe(), arguments=vars(args), device=str(learner.device),
-                          torch=torch.__version__)
-    if args.test:  # keep every test configuration (e.g. K-shot generalisation), not only the latest
-        episodes = f"way_{args.num_way}.support_{args.num_support}.query_{args.num_query}"
-        results.setdefault("tests", {})[episodes] = results["test"]
+    configurations = []
+    for size in sizes or [None]:
+        run_args = args
+        if size is not None:
+            run_args = copy.copy(args)
+            run_args.num_support, run_args.num_query = size, args.sweep_num_query
+        phase = "test" if testing else "train"
+        outcome = (test if testing else train)(learner, run_args, log_dir)
+        # After the run: the settings then include what was learned or loaded (e.g. the learned inner learning rates).
+        outcome.update(settings=learner.describe(), arguments=vars(run_args), device=str(learner.device),
+                       torch=torch.__version__)
+        results[phase] = outcome
+        if testing:  # keep every test configuration (e.g. K-shot generalisation), not only the latest
+            name = test_configuration(run_args, outcome["checkpoint_step"])
+            print(f"results of this test: {write_new_json(log_dir, name, {'model': learner.name, 'test': outcome})}")
+            results.setdefault("tests", {})[name] = outcome
+            configurations.append(outcome)
+    if sizes:
+        sweep = [(c["num_support"], 100 * c["accuracy"], 100 * c["ci95"]) for c in configurations]
+        plot = plot_with_intervals(
+            log_dir / SWEEP_FILE, sweep, xlabel="K: support examples per class at test time",
+            title=f"{learner.name}, run {log_dir.name} (step {configurations[0]['checkpoint_step']}): "
+                  f"{args.num_way}-way K-shot test accuracy, {args.sweep_num_query} queries per class, "
+                  f"{args.num_test_tasks} tasks per K", ylabel="test query accuracy % (95% CI)")
+        print(f"K-shot sweep: {plot}")
     write_json(results_path, results)
     print(f"results: {results_path}")
     return results
