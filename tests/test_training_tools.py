@@ -229,6 +229,12 @@ def test_hw2_test_finds_its_run_keeps_every_test_and_sweeps(tmp_path):
     bad = script(HW2_DIR, "protonet.py", *HW2_TINY, "--test_sweep", "1,x", cwd=tmp_path)
     assert bad.returncode != 0 and "--test_sweep: expected comma-separated positive integers" in bad.stderr
 
+    # A run the time budget stops says so (its curve would otherwise read like the whole run) and how to go on.
+    stopped = script(HW2_DIR, "protonet.py", *HW2_TINY[:-2], "--num_train_iterations", "50", "--time_limit_s", "0.01",
+                     "--resume", cwd=tmp_path)
+    assert stopped.returncode == 0, stopped.stderr
+    assert "stopped by --time_limit_s at step 3 of 50; the same command with --resume continues it" in stopped.stdout
+
 
 @needs_data
 def test_threads_bench_prints_a_ratio_per_thread_count():

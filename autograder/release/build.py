@@ -39,6 +39,8 @@ EXIT_OK, EXIT_DRIFT, EXIT_MARKUP, EXIT_LEAK, EXIT_CANNOT = 0, 1, 2, 3, 4
 TEMPLATES_DIR = PACKAGE_DIR / "templates"
 # What a student tree holds besides the assignments: repository files copied as they are...
 STUDENT_COPIED = ("omniglot_data", "data_download.sh", "environment.yml")
+# ...except the data package's modules that only the grader's probes use (in its sandbox, from the repository).
+GRADER_ONLY_FILES = ("omniglot_data/trajectory.py", "omniglot_data/training_curve.py")
 # ...and files rendered from autograder/templates (template name -> name in the tree).
 STUDENT_TEMPLATES = {"student_README.md": "README.md", "student_pyproject.toml": "pyproject.toml",
                      "student_gitignore": ".gitignore"}
@@ -157,6 +159,9 @@ def export_student_tree(source_root: Path, repo_root: Path, out: Path, assignmen
         files.update({f"{name}/{path}": file for path, file in assignment.files.items()})
     for name in STUDENT_COPIED:
         files.update(_read_tree(repo_root / name, name))
+    for name in GRADER_ONLY_FILES:
+        if files.pop(name, None) is None:
+            raise CannotProceed(f"{repo_root / name} is missing (GRADER_ONLY_FILES in {Path(__file__).name} is stale)")
     values = _template_values(repo_root, assignments, files)
     for template, name in STUDENT_TEMPLATES.items():
         text = string.Template((TEMPLATES_DIR / template).read_text(encoding="utf-8")).substitute(values)

@@ -39,7 +39,8 @@ _SEPARATOR = "\x1f"  # joins tokens; whitespace to the token pattern, so never p
 IGNORE_PRAGMA = re.compile(r"#\s*leak-check:\s*ignore\b")
 INSTRUCTOR_TEXT = re.compile(
     r"-m\s+autograder\b|\bautograder\s+(?:release|calibrate|grade|grade-all|gradescope)\b|\bautograder[/.]\w"
-    r"|\bcalibrat\w*|\bnbgrader\b|\b(?:solutions|graders)/|\binstructors?(?:'|\b(?:-only|:|\s+side))",
+    r"|\bcalibrat\w*|\bnbgrader\b|\b(?:solutions|graders)/|\binstructors?(?:'|\b(?:-only|:|\s+side))"
+    r"|\b(?:bench|docs)/\w|--profile\b",  # the kit's own folders and the grader's flag: not in a student's tree
     re.IGNORECASE)
 
 

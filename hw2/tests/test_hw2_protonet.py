@@ -103,8 +103,8 @@ def test_prototypes_do_not_depend_on_the_support_order():
     loss = model._step([(images_support, labels_support, images_query, labels_query)])[0]
     permuted = model._step([(images_support[permutation], labels_support[permutation], images_query, labels_query)])[0]
     assert torch.allclose(loss, permuted, rtol=1e-5, atol=1e-6), (
-        f"reordering the support set (images and labels together) changed the loss from {float(loss):.6f} to "
-        f"{float(permuted):.6f}: find the examples of each class by their labels, not by their position")
+        f"reordering the support set (images and labels together) changed the loss from {loss.item():.6f} to "
+        f"{permuted.item():.6f}: find the examples of each class by their labels, not by their position")
 
 
 def test_gradient_reaches_the_support_embeddings():

@@ -293,8 +293,7 @@ def build_parser() -> argparse.ArgumentParser:
                              "the loss/accuracy on the validation episodes (tqdm, TensorBoard, learning curve)")
     parser.add_argument("--num_val_episodes", type=int, default=512,
                         help="validation episodes, the same ones at every evaluation (whole batches): one batch "
-                             "gives a noisy curve; 512 cost less than one training step per evaluation "
-                             "(bench/hw1_validation.py)")
+                             "gives a noisy curve; 512 cost less than one training step per evaluation")
     parser.add_argument("--checkpoint_every", type=int, default=1000,
                         help="save <log_dir>/state<step>.pt every this many steps (the newest two are kept)")
     parser.add_argument("--resume", action="store_true",

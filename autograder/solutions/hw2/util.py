@@ -248,7 +248,8 @@ def train(learner, args: argparse.Namespace, log_dir: Path) -> dict:
             for key, value in metrics.items():
                 writer.add_scalar(f"train/{key}", value, step)
             _record(history["train"], step, metrics)
-            progress.set_postfix_str(_format(metrics))
+            # The query accuracy first: a narrow terminal cuts the end of the line.
+            progress.set_postfix_str(_format({learner.query_metric: metrics[learner.query_metric], **metrics}))
         if step % args.val_interval == 0 or last:
             val_metrics = validate(learner, val_loader)
             for key, value in val_metrics.items():
@@ -269,6 +270,8 @@ def train(learner, args: argparse.Namespace, log_dir: Path) -> dict:
                          title=f"{learner.name} {args.num_way}-way {args.num_support}-shot, run {log_dir.name}")
     memory = peak_memory(device)
     print(f"trained {step - start_step} steps in {wall_time:.0f} s; {format_peak_memory(memory)}")
+    if step < total:  # say so: a curve that stops early otherwise reads like the whole run
+        print(f"stopped by --time_limit_s at step {step} of {total}; the same command with --resume continues it")
     return {
         "steps": step,
         "stopped_by_time_limit": step < total,
