@@ -142,9 +142,10 @@ def test_loss_is_the_query_cross_entropy():
         "loss_function must return a scalar (0-dim) tensor, got "
         + (f"shape {tuple(loss.shape)}" if isinstance(loss, torch.Tensor) else type(loss).__name__))
     expected = -(labels[:, -1] * preds[:, -1].log_softmax(dim=-1)).sum(dim=-1).mean()
+    ratio = loss.item() / expected.item()
     assert torch.allclose(loss, expected, atol=1e-5), (
         f"expected the mean cross-entropy of the query row (preds are logits), {expected.item():.5f}, "
-        f"got {loss.item():.5f}")
+        f"got {loss.item():.5f} ({ratio:.3g} times as much; this batch has B = 5 episodes of N = {num_classes} queries)")
 
 
 def test_loss_ignores_the_support_rows():
