@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import argparse
 import sys
-from pathlib import Path
 
 import common
 
@@ -48,7 +47,8 @@ def maml_outer_step(self, task_batch, train):
     import util
 
     if self._variant not in BATCHED_MAML_VARIANTS:
-        return type(self)._plain_outer_step(self, task_batch, train)
+        plain = getattr(type(self), "_plain_outer_step", type(self)._outer_step)  # see install()
+        return plain(self, task_batch, train)
     create_graph = self._second_order(train)
     meta_parameters, inner_lrs = self._meta_parameters, self._inner_lrs
 
@@ -122,6 +122,15 @@ def install(module, num_support: int | None = None) -> None:
         raise ValueError(f"install: {getattr(module, '__name__', module)!r} is neither the maml nor the protonet module")
 
 
+def batch_learner(learner, num_support: int) -> None:
+    """Give one reference learner (a MAML or ProtoNet object) the batched step, leaving its class as it is."""
+    learner._batched_num_support = int(num_support)
+    if hasattr(learner, "_meta_parameters"):
+        learner._outer_step = maml_outer_step.__get__(learner)
+    else:
+        learner._step = protonet_step.__get__(learner)
+
+
 def train(script: str, arguments: list[str]) -> None:
     """Run the reference `maml.py` / `protonet.py` (named as in autograder/solutions/hw2) with the batched step."""
     folder = common.use_reference("hw2")
@@ -157,10 +166,7 @@ def contenders(model: str, settings: dict, device: str, seed: int) -> dict:
         else:
             learner = module.MAML(settings["num_way"], settings["num_inner_steps"], 0.4, True, 0.001, device=device)
         if batched:
-            step_function = protonet_step if model == "protonet" else maml_outer_step
-            learner._batched_num_support = settings["num_support"]
-            name = "_step" if model == "protonet" else "_outer_step"
-            setattr(learner, name, step_function.__get__(learner))
+            batch_learner(learner, settings["num_support"])
         batches = iter(omniglot.get_omniglot_dataloader(
             "train", settings["batch_size"], settings["num_way"], settings["num_support"], settings["num_query"],
             num_tasks_per_epoch=10**9, seed=seed, device=device))
@@ -170,8 +176,6 @@ def contenders(model: str, settings: dict, device: str, seed: int) -> dict:
             return 1
         return step
 
-    if model == "maml" and not hasattr(module.MAML, "_plain_outer_step"):
-        module.MAML._plain_outer_step = module.MAML._outer_step
     return {"batched (vmap)": loop(True), "plain (per task)": loop(False)}
 
 
